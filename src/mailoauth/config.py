@@ -1,0 +1,99 @@
+"""Service settings: where the data lives, which database, where the service listens.
+
+Loaded once, from the environment plus explicit overrides (CLI flags), and passed down.
+No module-level mutable state: every component receives the ``Settings`` it runs with.
+
+=========================  ===========================================================
+environment variable       meaning (default)
+=========================  ===========================================================
+``MAILOAUTH_HOME``         data directory (``$XDG_DATA_HOME/mailoauth``, else
+                           ``~/.local/share/mailoauth``)
+``MAILOAUTH_DATABASE_URL`` SQLAlchemy URL (``sqlite:///$MAILOAUTH_HOME/mailoauth.db``);
+                           ``postgresql://user@host/db`` for several nodes
+``MAILOAUTH_SECRET_KEY``   the key that encrypts stored secrets (else the key file)
+``MAILOAUTH_KEY_FILE``     key file path (``$MAILOAUTH_HOME/secret.key``, made on first run)
+``MAILOAUTH_BASE_URL``     public URL of the service (``http://127.0.0.1:8025``); the
+                           default redirect URI is ``BASE_URL/oauth/callback``
+``MAILOAUTH_LISTEN``       ``HOST:PORT`` the service binds (``127.0.0.1:8025``)
+=========================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mailoauth.errors import ConfigError
+from mailoauth.secret import Secret
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTEN", "Settings", "parse_listen"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8025"
+DEFAULT_LISTEN = "127.0.0.1:8025"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    if home := env.get("MAILOAUTH_HOME"):
+        return Path(home).expanduser()
+    xdg = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")) / ".local" / "share")
+    return Path(xdg).expanduser() / "mailoauth"
+
+
+def parse_listen(field: str, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(field, f"{value!r} is not HOST:PORT", "e.g. 127.0.0.1:8025")
+    return host, int(port)
+
+
+def _check_base_url(value: str) -> str:
+    # Imported here to keep config below models in the layers (validate imports cryptography).
+    from mailoauth.validate import check_redirect_uri
+
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        raise ConfigError("base_url", f"{value!r} has a query or fragment", "remove it")
+    check_redirect_uri("base_url", value)
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    key_file: Path
+    secret_key: Secret | None = None
+    base_url: str = DEFAULT_BASE_URL
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8025
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``env`` (default: the process environment) and non-None overrides."""
+        env = os.environ if env is None else env
+        data_dir = Path(str(overrides.pop("data_dir", None) or default_data_dir(env)))
+        listen = str(overrides.pop("listen", None) or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN)
+        host, port = parse_listen("listen", listen)
+        key = env.get("MAILOAUTH_SECRET_KEY")
+        settings = cls(
+            data_dir=data_dir,
+            database_url=env.get("MAILOAUTH_DATABASE_URL")
+            or f"sqlite:///{data_dir / 'mailoauth.db'}",
+            key_file=Path(env.get("MAILOAUTH_KEY_FILE") or data_dir / "secret.key"),
+            secret_key=Secret(key) if key else None,
+            base_url=_check_base_url(env.get("MAILOAUTH_BASE_URL") or DEFAULT_BASE_URL),
+            listen_host=host,
+            listen_port=port,
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "base_url" in given:
+            given["base_url"] = _check_base_url(str(given["base_url"]))
+        return replace(settings, **given)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

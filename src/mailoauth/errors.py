@@ -1,0 +1,89 @@
+"""The one exception tree of mailoauth.
+
+Every error a user can cause says *what* is wrong, *where* (the field, the file, the
+mailbox) and *what to do next*, in one line. Callers catch :class:`MailoauthError` and
+print ``str(error)``; no traceback ever reaches a user for an expected failure.
+
+::
+
+    MailoauthError                      exit_code 1: an operation failed
+    ├── ConfigError                     exit_code 2: bad input; names the field and the fix
+    ├── NotFoundError                   exit_code 2: a named provider / mailbox does not exist
+    ├── InUseError                      exit_code 2: cannot remove, something still uses it
+    ├── SecretKeyError                  exit_code 2: encryption key missing, wrong or damaged
+    └── StoreError                      exit_code 1: the database failed or is not migrated
+
+Later layers (OAuth flows, mail transports, the relay) add their branches here, keeping
+the split h11 makes between *local* mistakes (our side, our config) and *remote* ones
+(what the provider or mail server answered). This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InUseError",
+    "MailoauthError",
+    "NotFoundError",
+    "SecretKeyError",
+    "StoreError",
+]
+
+
+class MailoauthError(Exception):
+    """Base class: ``str(err)`` is a complete, user-facing one-line message."""
+
+    exit_code: int = 1
+
+
+class ConfigError(MailoauthError, ValueError):
+    """Bad input: a value in a config file, a CLI option or an API request.
+
+    ``field`` is the dotted path of the offending value (``mailboxes.sales.outgoing.port``),
+    ``problem`` says what is wrong with it and ``fix`` what to do instead.
+    """
+
+    exit_code = 2
+
+    def __init__(self, field: str, problem: str, fix: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        text = f"{self.field}: {self.problem}" if self.field else self.problem
+        return f"{text}; {self.fix}" if self.fix else text
+
+    def within(self, prefix: str) -> ConfigError:
+        """The same error with ``prefix`` put in front of its field path."""
+        field = f"{prefix}.{self.field}" if self.field else prefix
+        return ConfigError(field, self.problem, self.fix)
+
+
+class NotFoundError(MailoauthError, LookupError):
+    """A provider, mailbox or other named object does not exist."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, name: str, hint: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        hint = hint or f"see `mailoauth {kind} list` for the names that exist"
+        super().__init__(f"{kind} {name!r} does not exist; {hint}")
+
+
+class InUseError(MailoauthError):
+    """Removing the object would leave others pointing at nothing."""
+
+    exit_code = 2
+
+
+class SecretKeyError(MailoauthError):
+    """The key that protects stored secrets is missing, malformed or not the right one."""
+
+    exit_code = 2
+
+
+class StoreError(MailoauthError):
+    """The database could not be opened, migrated, read or written."""

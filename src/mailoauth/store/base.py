@@ -1,0 +1,71 @@
+"""The Store protocol: everything the rest of mailoauth asks of persistence.
+
+Implementations: :class:`mailoauth.store.sql.SqlStore` (SQLite by default, PostgreSQL for
+several nodes). The store is synchronous; async layers (the service, the token service)
+call it through a worker thread, so one implementation serves the CLI and the service.
+
+Contract every implementation keeps:
+
+* Secrets (``Secret`` fields of the models) are written only encrypted, sealed to the row
+  they belong to; a wrong key raises :class:`~mailoauth.errors.SecretKeyError`, never
+  returns garbage.
+* ``put_*`` validates cross-object rules (a mailbox's provider must exist and fit it;
+  changing a provider re-checks the mailboxes that use it) and reports what it did.
+* ``apply`` is all-or-nothing: one transaction, nothing written when any item fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from mailoauth.models import Grant, Mailbox, Provider
+
+__all__ = ["Change", "ChangeReport", "Store"]
+
+
+class Change(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class ChangeReport:
+    kind: str  # "provider" | "mailbox"
+    name: str
+    change: Change
+
+
+class Store(Protocol):
+    # providers
+    def list_providers(self) -> list[Provider]: ...
+    def get_provider(self, name: str) -> Provider: ...
+    def put_provider(self, provider: Provider) -> Change: ...
+    def delete_provider(self, name: str) -> None: ...
+
+    # mailboxes
+    def list_mailboxes(self, provider: str | None = None) -> list[Mailbox]: ...
+    def get_mailbox(self, name: str) -> Mailbox: ...
+    def put_mailbox(self, mailbox: Mailbox) -> Change: ...
+    def delete_mailbox(self, name: str) -> None: ...
+
+    # grants (tokens)
+    def get_grant(self, mailbox: str) -> Grant | None: ...
+    def put_grant(self, grant: Grant) -> None: ...
+    def delete_grant(self, mailbox: str) -> bool: ...
+
+    # whole configurations
+    def apply(
+        self,
+        providers: Sequence[Provider],
+        mailboxes: Sequence[Mailbox],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+    ) -> list[ChangeReport]: ...
+
+    def close(self) -> None: ...
