@@ -72,12 +72,17 @@ class Settings:
     listen_port: int = 8025
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``env`` (default: the process environment) and non-None overrides."""
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        data_dir: Path | None = None,
+        listen: str | None = None,
+        base_url: str | None = None,
+    ) -> Settings:
+        """Settings from ``env`` (default: the process environment); arguments win."""
         env = os.environ if env is None else env
-        data_dir = Path(str(overrides.pop("data_dir", None) or default_data_dir(env)))
-        listen = str(overrides.pop("listen", None) or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN)
-        host, port = parse_listen("listen", listen)
+        data_dir = data_dir or default_data_dir(env)
         key = env.get("MAILOAUTH_SECRET_KEY")
         settings = cls(
             data_dir=data_dir,
@@ -85,14 +90,21 @@ class Settings:
             or f"sqlite:///{data_dir / 'mailoauth.db'}",
             key_file=Path(env.get("MAILOAUTH_KEY_FILE") or data_dir / "secret.key"),
             secret_key=Secret(key) if key else None,
-            base_url=_check_base_url(env.get("MAILOAUTH_BASE_URL") or DEFAULT_BASE_URL),
-            listen_host=host,
-            listen_port=port,
         )
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if "base_url" in given:
-            given["base_url"] = _check_base_url(str(given["base_url"]))
-        return replace(settings, **given)  # type: ignore[arg-type]
+        return settings.override(
+            listen=listen or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN,
+            base_url=base_url or env.get("MAILOAUTH_BASE_URL") or DEFAULT_BASE_URL,
+        )
+
+    def override(self, *, listen: str | None = None, base_url: str | None = None) -> Settings:
+        """A copy with a new listen address and/or base URL, both validated."""
+        settings = self
+        if listen is not None:
+            host, port = parse_listen("listen", listen)
+            settings = replace(settings, listen_host=host, listen_port=port)
+        if base_url is not None:
+            settings = replace(settings, base_url=_check_base_url(base_url))
+        return settings
 
     @property
     def is_sqlite(self) -> bool:

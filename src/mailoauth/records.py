@@ -147,7 +147,7 @@ def _type_name(tp: Any) -> str:
     return {str: "text", int: "a whole number", bool: "true or false"}.get(tp, "a list")
 
 
-def _load(tp: Any, value: Any, where: str, secret_loader: SecretLoader) -> Any:  # noqa: PLR0911
+def _load(tp: Any, value: Any, where: str, secret_loader: SecretLoader) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None:
@@ -155,6 +155,8 @@ def _load(tp: Any, value: Any, where: str, secret_loader: SecretLoader) -> Any: 
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
         return _load(inner, value, where, secret_loader)
     if tp is Secret:
+        if isinstance(value, Secret):  # already resolved (e.g. imported from a key file)
+            return value
         if not isinstance(value, str):
             raise ConfigError(where, "must be text", 'e.g. "env:NAME", "file:/path" or the value')
         return secret_loader(where, value)
