@@ -1,0 +1,5 @@
+"""``python -m mailoauth``: the same as the ``mailoauth`` command."""
+
+from mailoauth.cli import main
+
+main()
