@@ -44,7 +44,9 @@ def cert_pem(key: rsa.RSAPrivateKey, cn: str = "mailoauth test") -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def service_account_json(key: rsa.RSAPrivateKey, email: str = "sa@proj.iam.gserviceaccount.com") -> str:
+def service_account_json(
+    key: rsa.RSAPrivateKey, email: str = "sa@proj.iam.gserviceaccount.com"
+) -> str:
     return json.dumps(
         {
             "type": "service_account",

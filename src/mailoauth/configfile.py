@@ -139,7 +139,9 @@ def parse_config(
         raise ConfigError(source, f"is not valid TOML ({exc})", "fix the syntax") from None
     for key in data:
         if key not in _TOP_LEVEL:
-            raise ConfigError(key, "unknown top-level key", "use [providers.NAME] and [mailboxes.NAME]")
+            raise ConfigError(
+                key, "unknown top-level key", "use [providers.NAME] and [mailboxes.NAME]"
+            )
     provider_tables = _tables(data, "providers")
     providers = tuple(
         build_provider(name, raw, resolver=resolver) for name, raw in provider_tables.items()
@@ -196,7 +198,10 @@ def build_mailbox(
         )
     if "service_account_json" in raw:
         raw.update(_service_account_fields(path, raw.pop("service_account_json"), resolver))
-    for direction, default_security in (("outgoing", Security.STARTTLS), ("incoming", Security.SSL)):
+    for direction, default_security in (
+        ("outgoing", Security.STARTTLS),
+        ("incoming", Security.SSL),
+    ):
         if isinstance(table := raw.get(direction), dict):
             raw[direction] = _with_preset_host(provider, direction, table, default_security)
     return build(Mailbox, raw, path=path, secret_loader=resolver, extra={"name": name})
@@ -234,8 +239,10 @@ def _service_account_fields(path: str, ref: object, resolver: SecretLoader) -> d
             field, "is not JSON", "give the key file downloaded from Google Cloud (Keys → JSON)"
         ) from None
     wanted = ("client_email", "private_key_id", "private_key")
-    if not isinstance(key, dict) or key.get("type") != "service_account" or any(
-        not isinstance(key.get(k), str) for k in wanted
+    if (
+        not isinstance(key, dict)
+        or key.get("type") != "service_account"
+        or any(not isinstance(key.get(k), str) for k in wanted)
     ):
         raise ConfigError(
             field,
@@ -248,4 +255,3 @@ def _service_account_fields(path: str, ref: object, resolver: SecretLoader) -> d
         "service_account_key_id": key["private_key_id"],
         "service_account_key": Secret(key["private_key"]),
     }
-

@@ -182,9 +182,7 @@ class Provider:
                     "is required for Microsoft private_key_jwt (it names the key by thumbprint)",
                     "give the certificate uploaded under Certificates & secrets",
                 )
-            _forbid(
-                self, ("client_secret",), "is not used with private_key_jwt", "remove it"
-            )
+            _forbid(self, ("client_secret",), "is not used with private_key_jwt", "remove it")
             return
         _forbid(
             self,
@@ -203,7 +201,7 @@ class Provider:
             raise ConfigError(
                 "client_secret",
                 f"is required for {method.value}",
-                "set it (e.g. client_secret = \"env:CLIENT_SECRET\"), or use client_auth = "
+                'set it (e.g. client_secret = "env:CLIENT_SECRET"), or use client_auth = '
                 "'none' for a public client",
             )
 
@@ -236,8 +234,7 @@ def _check_tenant(tenant: str) -> None:
     raise ConfigError(
         "tenant",
         f"{tenant!r} is not a tenant",
-        "use the directory id (a GUID), a verified domain, or common / organizations / "
-        "consumers",
+        "use the directory id (a GUID), a verified domain, or common / organizations / consumers",
     )
 
 
@@ -312,7 +309,9 @@ class OutgoingSettings:
         _set(
             self,
             "alternate_port",
-            port if self.alternate_port is None else check_port("alternate_port", self.alternate_port),
+            port
+            if self.alternate_port is None
+            else check_port("alternate_port", self.alternate_port),
         )
 
 
@@ -334,7 +333,9 @@ class IncomingSettings:
         _set(self, "security", Security(self.security))
         if self.transport not in _INCOMING:
             raise ConfigError(
-                "transport", f"{self.transport.value!r} cannot fetch", "use imap, pop3, graph or gmail_api"
+                "transport",
+                f"{self.transport.value!r} cannot fetch",
+                "use imap, pop3, graph or gmail_api",
             )
         port = _check_server(
             self.transport, self.host, self.port, self.security, self.allow_insecure
@@ -421,9 +422,7 @@ class Mailbox:
         if self.scopes is not None:
             _set(self, "scopes", tuple(self.scopes))
             if not self.scopes or any(not s or " " in s for s in self.scopes):
-                raise ConfigError(
-                    "scopes", "must be a non-empty list of scopes without spaces", ""
-                )
+                raise ConfigError("scopes", "must be a non-empty list of scopes without spaces", "")
         self._check_grant_fields()
 
     def _check_grant_fields(self) -> None:

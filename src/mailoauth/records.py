@@ -22,7 +22,6 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from enum import Enum
-from functools import cache
 from typing import Any, TypeVar
 
 from mailoauth.errors import ConfigError
@@ -108,9 +107,7 @@ def build(
     except TypeError as err:  # a required field is missing
         missing = _missing_fields(cls, kwargs)
         if missing:
-            raise ConfigError(
-                _join(path, missing[0]), "is required", "add it"
-            ) from None
+            raise ConfigError(_join(path, missing[0]), "is required", "add it") from None
         raise ConfigError(path, str(err)) from None
 
 
@@ -134,9 +131,14 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-@cache
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_HINTS: dict[type, dict[str, Any]] = {}  # a cache: type hints never change at run time
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _is_secret_type(tp: Any) -> bool:

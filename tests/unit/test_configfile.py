@@ -54,9 +54,7 @@ def test_the_documented_example_loads_completely(tmp_path):
     providers = {p.name: p for p in config.providers}
     mailboxes = {m.name: m for m in config.mailboxes}
     assert set(providers) == {"google", "google-sa", "m365", "m365-app", "corp-idp"}
-    assert set(mailboxes) == {
-        "support", "scanner", "sales", "pbx", "reports", "alerts", "helpdesk"
-    }
+    assert set(mailboxes) == {"support", "scanner", "sales", "pbx", "reports", "alerts", "helpdesk"}
     assert providers["google"].client_secret.reveal() == "GOCSPX-google-secret"
     support = mailboxes["support"]
     assert (support.outgoing.host, support.outgoing.port) == ("smtp.gmail.com", 587)
@@ -110,12 +108,15 @@ def test_unknown_top_level_section():
 
 
 def test_nested_key_typo_names_the_full_path():
-    text = GOOGLE + """
+    text = (
+        GOOGLE
+        + """
 [mailboxes.m]
 provider = "g"
 login = "me@example.com"
 outgoing = { transport = "smtp", prot = 25 }
 """
+    )
     message = error_of(text, {"G_SECRET": "x"})
     assert message.startswith("mailboxes.m.outgoing.prot: unknown key; did you mean 'port'?")
 
@@ -134,7 +135,7 @@ def test_wrong_type_is_named():
 
 def test_port_out_of_range_in_toml():
     text = GOOGLE + '[mailboxes.m]\nprovider = "g"\nlogin = "a@b.c"\n'
-    text += 'outgoing = { port = 99999 }\n'
+    text += "outgoing = { port = 99999 }\n"
     assert "mailboxes.m.outgoing.port: 99999 is out of range" in error_of(text, {"G_SECRET": "x"})
 
 
@@ -171,7 +172,9 @@ service_account_json = "file:sa.json"
 
 
 def test_private_key_that_does_not_parse(tmp_path):
-    (tmp_path / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "k.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    )
     text = """
 [providers.x]
 kind = "generic"

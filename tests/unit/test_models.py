@@ -84,7 +84,8 @@ def test_redirect_uri_must_be_https_or_loopback_http(uri):
 
 
 @pytest.mark.parametrize(
-    "uri", ["https://mail.example.com/oauth/callback", "http://127.0.0.1:8765/cb", "http://localhost:1/"]
+    "uri",
+    ["https://mail.example.com/oauth/callback", "http://127.0.0.1:8765/cb", "http://localhost:1/"],
 )
 def test_good_redirect_uris(uri):
     assert google(redirect_uri=uri).redirect_uri == uri
@@ -183,7 +184,9 @@ def test_cleartext_to_a_remote_host_needs_an_explicit_opt_in():
     err = fails("security", OutgoingSettings, host="smtp.example.com", security="none")
     assert "allow_insecure" in err.fix
     assert OutgoingSettings(host="127.0.0.1", security="none").port == 25
-    assert OutgoingSettings(host="smtp.example.com", security="none", allow_insecure=True).port == 25
+    assert (
+        OutgoingSettings(host="smtp.example.com", security="none", allow_insecure=True).port == 25
+    )
 
 
 def test_socket_transports_need_a_host_and_https_ones_take_none():
@@ -193,7 +196,9 @@ def test_socket_transports_need_a_host_and_https_ones_take_none():
 
 
 def test_pop3_cannot_mark_seen_or_move():
-    err = fails("after_fetch", IncomingSettings, transport="pop3", host="p.example", after_fetch="seen")
+    err = fails(
+        "after_fetch", IncomingSettings, transport="pop3", host="p.example", after_fetch="seen"
+    )
     assert "IMAP" in err.fix
     fails("after_fetch", IncomingSettings, host="i.example", after_fetch="move:")
     fails("after_fetch", IncomingSettings, host="i.example", after_fetch="archive")
@@ -297,7 +302,7 @@ def test_scopes_derive_from_protocols_unless_overridden():
 
 def test_grant_times_must_be_aware():
     with pytest.raises(ConfigError, match="time zone"):
-        Grant(mailbox="mb", expires_at=dt.datetime(2030, 1, 1))  # noqa: DTZ001
+        Grant(mailbox="mb", expires_at=dt.datetime(2030, 1, 1))
     g = Grant(
         mailbox="mb",
         access_token=Secret("ya29.ACCESS"),
