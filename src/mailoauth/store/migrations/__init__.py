@@ -1,0 +1,6 @@
+"""Alembic migrations of the store's schema (applied by ``open_store``; no alembic.ini).
+
+``env.py`` runs on the connection and inside the transaction :mod:`mailoauth.store.engine`
+hands it, so the upgrade is serialised (SQLite write lock, PostgreSQL advisory lock) and
+atomic. Revisions live in ``versions/`` and never import the application's schema module.
+"""

@@ -1,0 +1,114 @@
+"""The tables, as SQLAlchemy Core metadata: the code's view of the schema.
+
+The migrations in ``migrations/versions`` are the schema's history and do not import this
+module (a migration must not change when this file does); ``tests/unit/test_store_sqlite``
+and the PostgreSQL test compare the two so they cannot drift.
+
+Each object row keeps what is queried in columns (name, kind, provider, grant status and
+times), the rest of its public fields as JSON text (``data``), and all its secrets as one
+encrypted blob (``secrets``; NULL when it has none). JSON is stored as text on both
+databases because nothing queries inside it and text round-trips byte for byte.
+
+Times are ``DateTime(timezone=True)`` behind :class:`UtcDateTime`, which always hands back
+timezone-aware UTC values: SQLite keeps no zone, PostgreSQL returns the session's zone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["META_KEY_ID", "UtcDateTime", "grants", "mailboxes", "meta", "metadata", "providers"]
+
+META_KEY_ID: Final = "key_id"
+
+NAMING: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC, read back as UTC on every database."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("naive datetimes are not stored; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite: stored as UTC without a zone
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata: Final = sa.MetaData(naming_convention=NAMING)
+
+meta: Final = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+providers: Final = sa.Table(
+    "providers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+mailboxes: Final = sa.Table(
+    "mailboxes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column(
+        "provider_id",
+        sa.Integer,
+        sa.ForeignKey("providers.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+grants: Final = sa.Table(
+    "grants",
+    metadata,
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True, index=True),
+    sa.Column("refreshed_at", UtcDateTime, nullable=True),
+    sa.Column("last_error_at", UtcDateTime, nullable=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
