@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from mailoauth.errors import ConfigError
 from mailoauth.secret import Secret
+from mailoauth.validate import check_redirect_uri
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTEN", "Settings", "parse_listen"]
 
@@ -45,19 +46,16 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 def parse_listen(field: str, value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(field, f"{value!r} is not HOST:PORT", "e.g. 127.0.0.1:8025")
     return host, int(port)
 
 
 def _check_base_url(value: str) -> str:
-    # Imported here to keep config below models in the layers (validate imports cryptography).
-    from mailoauth.validate import check_redirect_uri
-
     parts = urlsplit(value)
     if parts.query or parts.fragment:
         raise ConfigError("base_url", f"{value!r} has a query or fragment", "remove it")
-    check_redirect_uri("base_url", value)
+    check_redirect_uri("base_url", value, example="")
     return value.rstrip("/")
 
 
@@ -88,7 +86,7 @@ class Settings:
             data_dir=data_dir,
             database_url=env.get("MAILOAUTH_DATABASE_URL")
             or f"sqlite:///{data_dir / 'mailoauth.db'}",
-            key_file=Path(env.get("MAILOAUTH_KEY_FILE") or data_dir / "secret.key"),
+            key_file=Path(env.get("MAILOAUTH_KEY_FILE") or data_dir / "secret.key").expanduser(),
             secret_key=Secret(key) if key else None,
         )
         return settings.override(

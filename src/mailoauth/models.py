@@ -12,10 +12,12 @@ model into its public part and its secrets so the store can encrypt the latter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mailoauth import providers as presets
 from mailoauth.errors import ConfigError
@@ -116,7 +118,7 @@ class Provider:
         _set(self, "client_auth", ClientAuthMethod(self.client_auth))
         if not self.client_id.strip():
             raise ConfigError("client_id", "is empty", "copy the app's client id from the console")
-        _set(self, "scopes", tuple(self.scopes))
+        _set(self, "scopes", _check_scopes(tuple(self.scopes), allow_empty=True))
         self._check_kind()
         self._check_client_auth()
         if self.redirect_uri is not None:
@@ -163,6 +165,13 @@ class Provider:
     def _check_client_auth(self) -> None:
         method = self.client_auth
         if method is ClientAuthMethod.PRIVATE_KEY_JWT:
+            if self.kind is ProviderKind.GOOGLE:
+                raise ConfigError(
+                    "client_auth",
+                    "Google OAuth clients authenticate with a client secret, not a key",
+                    "use client_secret_post; for key-based access use a service account "
+                    "(mailbox grant = 'service_account')",
+                )
             if self.private_key is None:
                 raise ConfigError(
                     "private_key", "is required for private_key_jwt", "give the PEM private key"
@@ -170,7 +179,9 @@ class Provider:
             key = check_private_key("private_key", self.private_key.reveal())
             if self.certificate is not None:
                 cert = check_certificate("certificate", self.certificate)
-                if cert.public_key() != key.public_key():
+                # Canonical PEM, so whitespace or line endings never count as a change.
+                _set(self, "certificate", cert.public_bytes(Encoding.PEM).decode())
+                if cert.public_key() != key:
                     raise ConfigError(
                         "certificate",
                         "does not belong to private_key",
@@ -263,7 +274,9 @@ def _check_server(
     check_host("host", host)
     if security not in DEFAULT_PORTS[transport]:
         raise ConfigError(
-            "security", f"{security.value!r} is not offered for {transport.value}", ""
+            "security",
+            f"{security.value!r} is not offered for {transport.value}",
+            "use ssl or starttls",
         )
     if security is Security.NONE and not allow_insecure and not is_loopback_host(host):
         raise ConfigError(
@@ -306,6 +319,17 @@ class OutgoingSettings:
         if self.transport is not Transport.SMTP:
             raise ConfigError("alternate_host", "is only used with smtp", "remove it")
         check_host("alternate_host", self.alternate_host)
+        if (
+            self.security is Security.NONE
+            and not self.allow_insecure
+            and not is_loopback_host(self.alternate_host)
+        ):
+            raise ConfigError(
+                "alternate_host",
+                f"security 'none' would send the access token to {self.alternate_host} in "
+                "clear text",
+                "use starttls or ssl, or set allow_insecure = true on a network you trust",
+            )
         _set(
             self,
             "alternate_port",
@@ -420,9 +444,7 @@ class Mailbox:
         if _has_control(self.display_name):
             raise ConfigError("display_name", "contains control characters", "remove them")
         if self.scopes is not None:
-            _set(self, "scopes", tuple(self.scopes))
-            if not self.scopes or any(not s or " " in s for s in self.scopes):
-                raise ConfigError("scopes", "must be a non-empty list of scopes without spaces", "")
+            _set(self, "scopes", _check_scopes(tuple(self.scopes), allow_empty=False))
         self._check_grant_fields()
 
     def _check_grant_fields(self) -> None:
@@ -458,7 +480,7 @@ class Mailbox:
                     raise ConfigError(
                         name,
                         "is required for grant = 'service_account'",
-                        'import the JSON key: service_account_key_file = "file:/path/key.json"',
+                        'import the JSON key: service_account_json = "file:/path/key.json"',
                     )
             assert self.service_account_key is not None
             check_private_key("service_account_key", self.service_account_key.reveal())
@@ -482,6 +504,19 @@ class Mailbox:
 
     def with_changes(self, **changes: object) -> Mailbox:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _check_scopes(scopes: tuple[str, ...], *, allow_empty: bool) -> tuple[str, ...]:
+    if not scopes and not allow_empty:
+        raise ConfigError("scopes", "is empty", "list at least one scope, or remove the key")
+    for i, scope in enumerate(scopes):
+        if not scope or any(c.isspace() or ord(c) < 32 for c in scope):
+            raise ConfigError(
+                f"scopes[{i}]",
+                f"{scope!r} is not a scope",
+                'give one scope per list item, e.g. ["email", "offline_access"]',
+            )
+    return scopes
 
 
 def _has_control(text: str) -> bool:
@@ -544,11 +579,15 @@ def _check_transports(mailbox: Mailbox, provider: Provider) -> None:
     for direction, transport in transports.items():
         if transport is Transport.GRAPH and provider.kind is not ProviderKind.MICROSOFT:
             raise ConfigError(
-                f"{direction.value}.transport", "graph needs a Microsoft provider", ""
+                f"{direction.value}.transport",
+                "graph needs a Microsoft provider",
+                "use smtp/imap/pop3, or a provider of kind microsoft",
             )
         if transport is Transport.GMAIL_API and provider.kind is not ProviderKind.GOOGLE:
             raise ConfigError(
-                f"{direction.value}.transport", "gmail_api needs a Google provider", ""
+                f"{direction.value}.transport",
+                "gmail_api needs a Google provider",
+                "use smtp/imap/pop3, or a provider of kind google",
             )
     values = set(transports.values())
     if (
@@ -569,7 +608,11 @@ def _check_transports(mailbox: Mailbox, provider: Provider) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Grant:
-    """The tokens a mailbox holds and what the token service last learned about them."""
+    """The tokens a mailbox holds and what the token service last learned about them.
+
+    Only the two tokens are secret (sealed by the store). ``last_error`` is stored and shown
+    as it is: whoever sets it must pass the provider's error text through redaction first.
+    """
 
     mailbox: str
     status: GrantStatus = GrantStatus.CONNECTED
@@ -583,7 +626,6 @@ class Grant:
     refreshed_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
-    extra: dict[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         check_name("mailbox", self.mailbox)

@@ -248,9 +248,13 @@ def default_scopes(
 ) -> tuple[str, ...]:
     """The scopes a mailbox needs for the transports it uses, in a stable order.
 
-    ``transports`` maps each direction in use to its transport. Generic providers have no
-    preset scopes: their scopes come from the provider or mailbox configuration.
+    ``transports`` maps each direction in use to its transport. A mailbox with neither
+    direction configured is used for its token alone (``mailoauth token`` behind msmtp or
+    mbsync), so it gets the scopes of SMTP and IMAP. Generic providers have no preset
+    scopes: their scopes come from the provider or mailbox configuration.
     """
+    if not transports:
+        transports = {Direction.OUTGOING: Transport.SMTP, Direction.INCOMING: Transport.IMAP}
     if kind is ProviderKind.GOOGLE:
         return _google_scopes(transports)
     if kind is ProviderKind.MICROSOFT:

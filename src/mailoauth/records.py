@@ -55,9 +55,9 @@ def split(obj: object) -> tuple[dict[str, Any], dict[str, str]]:
 def public_view(obj: object) -> dict[str, Any]:
     """The model as JSON-ready data with each secret shown only as set / not set."""
     out: dict[str, Any] = {}
+    hints = _hints(type(obj))
     for f in dataclasses.fields(obj):  # type: ignore[arg-type]
         value = getattr(obj, f.name)
-        hints = _hints(type(obj))
         if _is_secret_type(hints[f.name]):
             out[f.name] = "set" if value is not None else None
         else:
@@ -73,8 +73,10 @@ def _dump(value: object) -> Any:
     if isinstance(value, tuple | list):
         return [_dump(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        assert not split(value)[1], "nested models carry no secrets"
-        return split(value)[0]
+        public, secrets = split(value)
+        if secrets:  # the store seals top-level secrets only; keep nested models public
+            raise TypeError(f"{type(value).__name__} nests a Secret; move it to the top level")
+        return public
     if isinstance(value, dict):
         return {str(k): _dump(v) for k, v in value.items()}
     return value
@@ -145,8 +147,11 @@ def _is_secret_type(tp: Any) -> bool:
     return tp is Secret or Secret in typing.get_args(tp)
 
 
-def _type_name(tp: Any) -> str:
-    return {str: "text", int: "a whole number", bool: "true or false"}.get(tp, "a list")
+_TYPE_NAMES = {
+    str: ("text", 'write it in quotes, e.g. "value"'),
+    int: ("a whole number", "write digits without quotes, e.g. 587"),
+    bool: ("true or false", "write true or false without quotes"),
+}
 
 
 def _load(tp: Any, value: Any, where: str, secret_loader: SecretLoader) -> Any:
@@ -181,11 +186,12 @@ def _load(tp: Any, value: Any, where: str, secret_loader: SecretLoader) -> Any:
         return tuple(_load(item, v, f"{where}[{i}]", secret_loader) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(where, "must be a table", "")
+            raise ConfigError(where, "must be a table", "write it as key = value pairs")
         return {str(k): str(v) for k, v in value.items()}
     if tp in (str, int, bool):
         if type(value) is not tp:
-            raise ConfigError(where, f"{value!r} is not {_type_name(tp)}", "")
+            name, fix = _TYPE_NAMES[tp]
+            raise ConfigError(where, f"{value!r} is not {name}", fix)
         return value
     raise TypeError(f"no conversion for {tp!r} at {where}")  # a programming error
 

@@ -7,13 +7,14 @@ kept from the parse but a yes or no (and, for certificates, the public key to co
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from mailoauth.errors import ConfigError
 
@@ -115,7 +116,7 @@ def check_url(field: str, value: str) -> str:
     return value
 
 
-def check_redirect_uri(field: str, value: str) -> str:
+def check_redirect_uri(field: str, value: str, example: str = "/oauth/callback") -> str:
     """RFC 8252 §7.3 / §8.3: https, or http to a loopback address (native apps)."""
     parts = urlsplit(value)
     loopback = parts.scheme == "http" and is_loopback_host(parts.hostname or "")
@@ -123,14 +124,33 @@ def check_redirect_uri(field: str, value: str) -> str:
         raise ConfigError(
             field,
             f"{value!r} is neither https nor a loopback http URL",
-            "use https://your-host/oauth/callback or http://127.0.0.1:PORT/PATH",
+            f"use https://your-host{example} or http://127.0.0.1:PORT{example}",
         )
     if parts.fragment:
         raise ConfigError(field, f"{value!r} has a #fragment", "remove the part after '#'")
     return value
 
 
-def check_private_key(field: str, pem: str) -> PrivateKeyTypes:
+#: Public keys of PEM private keys already proven to parse, by SHA-256 of the PEM. A full
+#: RSA check costs ~60 ms and models are rebuilt on every store read; this keeps reads
+#: cheap without holding any private material.
+_CHECKED_KEYS: dict[bytes, PublicKeyTypes] = {}
+_CHECKED_KEYS_MAX = 1024
+
+
+def check_private_key(field: str, pem: str) -> PublicKeyTypes:
+    """Prove ``pem`` is a usable unencrypted private key; return its public key."""
+    digest = hashlib.sha256(pem.encode()).digest()
+    if (public := _CHECKED_KEYS.get(digest)) is not None:
+        return public
+    if len(_CHECKED_KEYS) >= _CHECKED_KEYS_MAX:
+        _CHECKED_KEYS.clear()
+    public = _parse_private_key(field, pem).public_key()
+    _CHECKED_KEYS[digest] = public
+    return public
+
+
+def _parse_private_key(field: str, pem: str) -> PrivateKeyTypes:
     try:
         return serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:

@@ -311,3 +311,40 @@ def test_grant_times_must_be_aware():
     )
     assert "ACCESS" not in repr(g)
     assert "REFRESH" not in repr(g)
+
+
+def test_alternate_host_gets_the_same_cleartext_rule():
+    err = fails(
+        "alternate_host",
+        OutgoingSettings,
+        host="127.0.0.1",
+        security="none",
+        alternate_host="smtp.example.com",
+    )
+    assert "allow_insecure" in err.fix
+
+
+def test_provider_scopes_are_one_scope_per_item():
+    err = fails("scopes[1]", generic, scopes=("email", "offline_access openid"))
+    assert "one scope per list item" in err.fix
+    fails("scopes", mailbox, scopes=())
+
+
+def test_google_clients_cannot_use_private_key_jwt():
+    err = fails(
+        "client_auth",
+        google,
+        client_auth="private_key_jwt",
+        client_secret=None,
+        private_key=Secret(key_pem(rsa_key())),
+    )
+    assert "service account" in err.fix
+
+
+def test_a_token_only_mailbox_gets_mail_scopes():
+    assert mailbox_scopes(mailbox(), google()) == ("https://mail.google.com/",)
+    assert mailbox_scopes(mailbox(provider="ms"), microsoft()) == (
+        "https://outlook.office.com/SMTP.Send",
+        "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "offline_access",
+    )
