@@ -1,0 +1,1 @@
+"""The service's HTTP side: console, REST API, OAuth redirect endpoint, health."""
