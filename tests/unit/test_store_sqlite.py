@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from mailoauth.config import Settings
@@ -513,3 +514,14 @@ def test_two_writers_on_one_database_queue_up(store, settings):
     assert errors == []
     with raw_db(settings) as conn:
         assert conn.execute("SELECT version FROM grants").fetchone() == (45,)
+
+
+def test_head_revision_constant_matches_the_migrations():
+    from alembic.script import ScriptDirectory
+
+    from mailoauth.store.engine import MIGRATIONS
+    from mailoauth.store.migrations import HEAD_REVISION
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION

@@ -29,17 +29,18 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from mailoauth.errors import StoreError
+from mailoauth.store.migrations import HEAD_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "alembic_config",
@@ -170,14 +171,34 @@ def write_transaction(engine: Engine, *, dry_run: bool = False) -> Iterator[Conn
 
 def alembic_config(conn: Connection) -> Config:
     """An alembic Config for our migrations, running on ``conn`` (no alembic.ini)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = conn
     return config
 
 
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, or None for an empty database."""
+    with read_transaction(engine) as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def upgrade(engine: Engine) -> None:
-    """Migrate the database to the newest schema, atomically and under the write lock."""
+    """Migrate the database to the newest schema, atomically and under the write lock.
+
+    A database already at :data:`HEAD_REVISION` is recognised with one read, without
+    importing alembic or taking the write lock: every CLI run (``mailoauth token`` behind
+    msmtp among them) opens the store, and that check must stay cheap.
+    """
+    if current_revision(engine) == HEAD_REVISION:
+        return
+    from alembic import command
+    from alembic.util import CommandError
+
     with write_transaction(engine) as conn:
         try:
             command.upgrade(alembic_config(conn), "head")

@@ -4,3 +4,6 @@
 hands it, so the upgrade is serialised (SQLite write lock, PostgreSQL advisory lock) and
 atomic. Revisions live in ``versions/`` and never import the application's schema module.
 """
+
+#: The newest revision in ``versions/``; a test checks it against alembic's own view.
+HEAD_REVISION = "0001"
