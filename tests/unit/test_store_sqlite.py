@@ -525,3 +525,20 @@ def test_head_revision_constant_matches_the_migrations():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_refresh_lease_is_exclusive_until_released_or_expired(store):
+    from datetime import datetime, timedelta
+
+    store.apply(s.all_providers(), s.all_mailboxes())
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    ttl = timedelta(seconds=60)
+    assert store.claim_refresh("sales", "node-a", now=now, ttl=ttl)
+    assert not store.claim_refresh("sales", "node-b", now=now + timedelta(seconds=30), ttl=ttl)
+    assert store.claim_refresh("sales", "node-a", now=now + timedelta(seconds=30), ttl=ttl)
+    assert store.claim_refresh("sales", "node-b", now=now + timedelta(seconds=91), ttl=ttl)
+    store.release_refresh("sales", "node-a")  # not the holder any more: no effect
+    assert not store.claim_refresh("sales", "node-a", now=now + timedelta(seconds=92), ttl=ttl)
+    store.release_refresh("sales", "node-b")
+    assert store.claim_refresh("sales", "node-a", now=now + timedelta(seconds=92), ttl=ttl)
+    store.delete_mailbox("sales")  # the lease goes with its mailbox

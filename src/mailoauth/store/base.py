@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -57,6 +58,10 @@ class Store(Protocol):
     def get_grant(self, mailbox: str) -> Grant | None: ...
     def put_grant(self, grant: Grant) -> None: ...
     def delete_grant(self, mailbox: str) -> bool: ...
+
+    # single-flight refresh across processes (DESIGN.md invariant 4)
+    def claim_refresh(self, mailbox: str, owner: str, *, now: datetime, ttl: timedelta) -> bool: ...
+    def release_refresh(self, mailbox: str, owner: str) -> None: ...
 
     # whole configurations
     def apply(

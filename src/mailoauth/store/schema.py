@@ -22,7 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["META_KEY_ID", "UtcDateTime", "grants", "mailboxes", "meta", "metadata", "providers"]
+__all__ = [
+    "META_KEY_ID",
+    "UtcDateTime",
+    "grants",
+    "mailboxes",
+    "meta",
+    "metadata",
+    "providers",
+    "refresh_leases",
+]
 
 META_KEY_ID: Final = "key_id"
 
@@ -111,4 +120,20 @@ grants: Final = sa.Table(
     sa.Column("secrets", sa.LargeBinary, nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: Who is refreshing a mailbox's tokens right now, across processes and nodes: the
+#: single-flight lease of the token service (DESIGN.md invariant 4). A separate table, so a
+#: lease exists before the first grant does and never touches the grant's sealed row.
+refresh_leases: Final = sa.Table(
+    "refresh_leases",
+    metadata,
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("until", UtcDateTime, nullable=False),
 )

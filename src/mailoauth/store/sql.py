@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from mailoauth.errors import ConfigError, InUseError, NotFoundError, SecretKeyError
 from mailoauth.models import Grant, Mailbox, Provider, check_mailbox_with_provider
-from mailoauth.store import rows
+from mailoauth.store import leases, rows
 from mailoauth.store.base import Change, ChangeReport
 from mailoauth.store.crypto import Cipher, SecretKey, blob_key_id
 from mailoauth.store.engine import read_transaction, write_transaction
@@ -151,6 +151,16 @@ class SqlStore:
             mailbox_id = self._mailbox_row(conn, mailbox).id
             deleted = conn.execute(sa.delete(grants).where(grants.c.mailbox_id == mailbox_id))
             return bool(deleted.rowcount)
+
+    def claim_refresh(self, mailbox: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Lease the right to refresh ``mailbox`` (see :mod:`.leases`); False if taken."""
+        with self._write() as conn:
+            mailbox_id = self._mailbox_row(conn, mailbox).id
+            return leases.claim(conn, mailbox_id, owner, now=now, until=now + ttl)
+
+    def release_refresh(self, mailbox: str, owner: str) -> None:
+        with self._write() as conn:
+            leases.release(conn, self._mailbox_row(conn, mailbox).id, owner)
 
     # --- whole configurations -------------------------------------------------------
 

@@ -78,9 +78,23 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_grants_expires_at", "grants", ["expires_at"])
+    op.create_table(
+        "refresh_leases",
+        sa.Column("mailbox_id", sa.Integer, nullable=False),
+        sa.Column("owner", sa.String(128), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("mailbox_id", name="pk_refresh_leases"),
+        sa.ForeignKeyConstraint(
+            ["mailbox_id"],
+            ["mailboxes.id"],
+            name="fk_refresh_leases_mailbox_id_mailboxes",
+            ondelete="CASCADE",
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("refresh_leases")
     op.drop_index("ix_grants_expires_at", table_name="grants")
     op.drop_table("grants")
     op.drop_index("ix_mailboxes_provider_id", table_name="mailboxes")
