@@ -5,10 +5,14 @@ everything else is internal and may change.
 """
 
 from mailoauth.errors import (
+    AuthorizationNeeded,
     ConfigError,
     InUseError,
     MailoauthError,
     NotFoundError,
+    OAuthError,
+    ProviderRejected,
+    ProviderUnavailable,
     SecretKeyError,
     StoreError,
 )
@@ -33,6 +37,7 @@ from mailoauth.secret import Secret
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthorizationNeeded",
     "ClientAuthMethod",
     "ConfigError",
     "Grant",
@@ -43,9 +48,12 @@ __all__ = [
     "Mailbox",
     "MailoauthError",
     "NotFoundError",
+    "OAuthError",
     "OutgoingSettings",
     "Provider",
     "ProviderKind",
+    "ProviderRejected",
+    "ProviderUnavailable",
     "SaslMechanism",
     "Secret",
     "SecretKeyError",

@@ -11,7 +11,12 @@ print ``str(error)``; no traceback ever reaches a user for an expected failure.
     ├── NotFoundError                   exit_code 2: a named provider / mailbox does not exist
     ├── InUseError                      exit_code 2: cannot remove, something still uses it
     ├── SecretKeyError                  exit_code 2: encryption key missing, wrong or damaged
-    └── StoreError                      exit_code 1: the database failed or is not migrated
+    ├── StoreError                      exit_code 1: the database failed or is not migrated
+    ├── OAuthError                      exit_code 1: a token or authorization request failed
+    │   ├── ProviderRejected            permanent: invalid_grant, invalid_client, denied, ...
+    │   └── ProviderUnavailable         transient: network, timeout, 5xx, 429, bad answer
+    └── AuthorizationNeeded             exit_code 1: a mailbox has no usable grant; a human
+                                        must (re-)authorize it; says why and how
 
 Later layers (OAuth flows, mail transports, the relay) add their branches here, keeping
 the split h11 makes between *local* mistakes (our side, our config) and *remote* ones
@@ -21,10 +26,14 @@ the split h11 makes between *local* mistakes (our side, our config) and *remote*
 from __future__ import annotations
 
 __all__ = [
+    "AuthorizationNeeded",
     "ConfigError",
     "InUseError",
     "MailoauthError",
     "NotFoundError",
+    "OAuthError",
+    "ProviderRejected",
+    "ProviderUnavailable",
     "SecretKeyError",
     "StoreError",
 ]
@@ -87,3 +96,54 @@ class SecretKeyError(MailoauthError):
 
 class StoreError(MailoauthError):
     """The database could not be opened, migrated, read or written."""
+
+
+class OAuthError(MailoauthError):
+    """An OAuth2 request failed. ``error`` is the RFC 6749 §5.2 code when the server sent
+    one (``invalid_grant``), ``description`` its text (already free of secrets), ``status``
+    the HTTP status (0 when no answer came)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str = "",
+        description: str = "",
+        status: int = 0,
+    ) -> None:
+        self.error = error
+        self.description = description
+        self.status = status
+        super().__init__(message)
+
+
+class ProviderRejected(OAuthError):  # noqa: N818 - reads as what happened
+    """Permanent: retrying cannot help (``invalid_grant``, ``invalid_client``, consent
+    denied, a forged or expired authorization response). A human must act."""
+
+
+class ProviderUnavailable(OAuthError):  # noqa: N818 - reads as what happened
+    """Transient: timeout, connection refused, 5xx, 429, a malformed answer. Retry later;
+    ``retry_after`` is the server's ``Retry-After`` in seconds when it sent one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        error: str = "",
+        description: str = "",
+        status: int = 0,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, error=error, description=description, status=status)
+
+
+class AuthorizationNeeded(MailoauthError):  # noqa: N818 - reads as what happened
+    """A mailbox has no usable grant: never authorized, or the provider refused it."""
+
+    def __init__(self, mailbox: str, reason: str, hint: str) -> None:
+        self.mailbox = mailbox
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"mailbox {mailbox!r} needs authorization: {reason}; {hint}")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from mailoauth.errors import ConfigError
@@ -145,7 +146,14 @@ def check_private_key(field: str, pem: str) -> PublicKeyTypes:
         return public
     if len(_CHECKED_KEYS) >= _CHECKED_KEYS_MAX:
         _CHECKED_KEYS.clear()
-    public = _parse_private_key(field, pem).public_key()
+    key = _parse_private_key(field, pem)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ConfigError(
+            field,
+            f"is a {type(key).__name__.removeprefix('_')} key, which cannot sign OAuth assertions",
+            "use an RSA (2048 bits or more) or EC P-256 key",
+        )
+    public = key.public_key()
     _CHECKED_KEYS[digest] = public
     return public
 

@@ -6,6 +6,7 @@ import mailoauth
 def test_public_api_is_exactly_this():
     assert sorted(mailoauth.__all__) == sorted(
         [
+            "AuthorizationNeeded",
             "ClientAuthMethod",
             "ConfigError",
             "Grant",
@@ -16,9 +17,12 @@ def test_public_api_is_exactly_this():
             "MailoauthError",
             "Mailbox",
             "NotFoundError",
+            "OAuthError",
             "OutgoingSettings",
             "Provider",
             "ProviderKind",
+            "ProviderRejected",
+            "ProviderUnavailable",
             "SaslMechanism",
             "Secret",
             "SecretKeyError",

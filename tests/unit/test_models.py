@@ -348,3 +348,26 @@ def test_a_token_only_mailbox_gets_mail_scopes():
         "https://outlook.office.com/IMAP.AccessAsUser.All",
         "offline_access",
     )
+
+
+def test_keys_that_cannot_sign_assertions_are_refused():
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        .decode()
+    )
+    err = fails(
+        "private_key",
+        generic,
+        client_auth="private_key_jwt",
+        client_secret=None,
+        private_key=Secret(pem),
+    )
+    assert "RSA" in err.fix
