@@ -19,6 +19,7 @@ from mailoauth.cli.context import CliContext
 from mailoauth.cli.keys import register_key_commands
 from mailoauth.cli.objects import mailbox_app, provider_app, register_apply
 from mailoauth.cli.serve import register_serve
+from mailoauth.cli.tokens import register_token_commands
 from mailoauth.config import Settings
 from mailoauth.errors import MailoauthError
 
@@ -54,6 +55,7 @@ app.add_typer(provider_app, name="provider")
 app.add_typer(mailbox_app, name="mailbox")
 register_apply(app)
 register_serve(app)
+register_token_commands(app)
 register_key_commands(app)
 
 

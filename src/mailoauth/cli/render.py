@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -171,3 +171,59 @@ def mailbox_json(mailbox: Mailbox, provider: Provider, grant: Grant | None) -> d
     data["effective_scopes"] = list(mailbox_scopes(mailbox, provider))
     data["status"] = grant.status.value if grant else "not_authorized"
     return data
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = int((when - now).total_seconds())
+    span = abs(seconds)
+    text = (
+        f"{span // 86400}d"
+        if span >= 86400
+        else f"{span // 3600}h"
+        if span >= 3600
+        else f"{span // 60}m"
+    )
+    return f"in {text}" if seconds >= 0 else f"{text} ago"
+
+
+def _status_note(provider: Provider, grant: Grant | None, now: datetime) -> str:
+    notes = []
+    if grant is not None and grant.last_error:
+        notes.append(grant.last_error)
+    secret = secret_expiry_note(provider, now.date())
+    if secret and ("EXPIRED" in secret or "renew" in secret):
+        notes.append(f"client secret {secret}")
+    return "; ".join(notes)
+
+
+def status_row(
+    mailbox: Mailbox, provider: Provider, grant: Grant | None, now: datetime
+) -> tuple[str, ...]:
+    return (
+        mailbox.name,
+        mailbox.grant.value,
+        grant_state(grant),
+        _ago(grant.expires_at if grant else None, now),
+        _ago(grant.refreshed_at if grant else None, now),
+        _status_note(provider, grant, now),
+    )
+
+
+def status_json(
+    mailbox: Mailbox, provider: Provider, grant: Grant | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "mailbox": mailbox.name,
+        "provider": provider.name,
+        "grant": mailbox.grant.value,
+        "status": grant.status.value if grant else "not_authorized",
+        "expires_at": grant.expires_at.isoformat() if grant and grant.expires_at else None,
+        "refreshed_at": grant.refreshed_at.isoformat() if grant and grant.refreshed_at else None,
+        "last_error": grant.last_error if grant else None,
+        "client_secret_expires": (
+            provider.client_secret_expires.isoformat() if provider.client_secret_expires else None
+        ),
+        "note": _status_note(provider, grant, now),
+    }
