@@ -6,9 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.cli import Cli
 from tests.unit.test_configfile import EXAMPLE_ENV, example_dir
 
 GOOGLE = [
@@ -20,11 +17,6 @@ GOOGLE = [
     "--client-id",
     "cid.apps.googleusercontent.com",
 ]
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(home=tmp_path / "home")
 
 
 def all_bytes(home: Path) -> bytes:

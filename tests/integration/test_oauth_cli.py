@@ -6,29 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.cli import MAILOAUTH, Cli
 from tests.material import cert_pem, key_pem, rsa_key
+from tests.net import free_port
 
 USER = "alice@example.test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(home=tmp_path / "home")
 
 
 @pytest.fixture
@@ -152,8 +140,9 @@ def test_secret_client_auth_methods(cli, server, auth_method):
     assert server.token_requests("authorization_code") == 1
 
 
-def test_paste_mode_for_remote_machines(cli, server):
-    code_setup(cli, server)
+def start_paste(cli: Cli) -> tuple[subprocess.Popen[str], str]:
+    """Start `authorize --paste`; play the browser; return the process and where the
+    provider sent the browser (what a user would paste)."""
     proc = subprocess.Popen(
         [MAILOAUTH, "authorize", "mb", "--paste"],
         env=cli.environ(),
@@ -163,7 +152,12 @@ def test_paste_mode_for_remote_machines(cli, server):
         text=True,
     )
     url = proc.stdout.readline().strip()
-    location = httpx.get(url, follow_redirects=False, timeout=10).headers["location"]
+    return proc, httpx.get(url, follow_redirects=False, timeout=10).headers["location"]
+
+
+def test_paste_mode_for_remote_machines(cli, server):
+    code_setup(cli, server)
+    proc, location = start_paste(cli)
     out, err = proc.communicate(location + "\n", timeout=30)
     assert proc.returncode == 0, err
     assert "authorized mailbox mb" in out
@@ -171,16 +165,7 @@ def test_paste_mode_for_remote_machines(cli, server):
 
 def test_a_forged_callback_is_refused(cli, server):
     code_setup(cli, server)
-    proc = subprocess.Popen(
-        [MAILOAUTH, "authorize", "mb", "--paste"],
-        env=cli.environ(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = proc.stdout.readline().strip()
-    location = httpx.get(url, follow_redirects=False, timeout=10).headers["location"]
+    proc, location = start_paste(cli)
     forged = re.sub(r"state=[^&]+", "state=forged", location)
     _, err = proc.communicate(forged + "\n", timeout=30)
     assert proc.returncode == 1
@@ -192,16 +177,7 @@ def test_a_forged_callback_is_refused(cli, server):
 def test_denied_consent_is_said_in_words(cli, server):
     code_setup(cli, server)
     server.configure(consent="deny")
-    proc = subprocess.Popen(
-        [MAILOAUTH, "authorize", "mb", "--paste"],
-        env=cli.environ(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = proc.stdout.readline().strip()
-    location = httpx.get(url, follow_redirects=False, timeout=10).headers["location"]
+    proc, location = start_paste(cli)
     _, err = proc.communicate(location + "\n", timeout=30)
     assert proc.returncode == 1
     assert "declined" in err or "denied" in err

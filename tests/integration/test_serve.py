@@ -1,26 +1,13 @@
 """`mailoauth serve` as a user runs it: a real process on a loopback port."""
 
 import signal
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.cli import MAILOAUTH, Cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(home=tmp_path / "home")
+from tests.cli import MAILOAUTH
+from tests.net import free_port
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[str]) -> httpx.Response:

@@ -21,7 +21,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.net import free_port as _free_port
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -48,13 +49,6 @@ def _newest_bin_dir() -> Path:
             pytrace=False,
         )
     return found[-1].parent
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

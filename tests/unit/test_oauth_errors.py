@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from mailoauth import oauth as flows
 from mailoauth.errors import OAuthError, ProviderRejected, ProviderUnavailable
 from mailoauth.models import Mailbox, Provider
-from mailoauth.oauth import flows
 from mailoauth.oauth.http import DESCRIPTION_LIMIT, clean_text, parse_retry_after, post_form
 from mailoauth.providers import ClientAuthMethod, GrantType, ProviderKind
 from mailoauth.secret import Secret

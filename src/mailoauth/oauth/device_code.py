@@ -22,7 +22,6 @@ Time and waiting are the caller's: ``now`` is a clock function and ``sleep`` an 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +35,7 @@ from mailoauth.models import Provider
 from mailoauth.oauth.client_auth import authenticate
 from mailoauth.oauth.http import clean_text, post_form
 from mailoauth.oauth.token import TokenSet
-from mailoauth.oauth.token_endpoint import request_token
+from mailoauth.oauth.token_endpoint import parse_seconds, request_token
 from mailoauth.secret import Secret
 
 __all__ = [
@@ -81,8 +80,8 @@ def parse_device_response(
     device_code = text("device_code")
     user_code = text("user_code")
     uri = text("verification_uri") or text("verification_url")
-    lifetime = _seconds(data.get("expires_in"))
-    interval = _seconds(data.get("interval", DEFAULT_INTERVAL))
+    lifetime = parse_seconds(data.get("expires_in"))
+    interval = parse_seconds(data.get("interval", DEFAULT_INTERVAL))
     if (
         device_code is None
         or user_code is None
@@ -116,21 +115,6 @@ def parse_device_response(
         expires_at=now + timedelta(seconds=min(lifetime, 86400.0)),
         scopes=tuple(scopes),
     )
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, str):
-            seconds = float(value.strip())
-        elif isinstance(value, int | float):
-            seconds = float(value)
-        else:
-            return None
-    except (ValueError, OverflowError):
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 async def start_device_authorization(

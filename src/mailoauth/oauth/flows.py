@@ -29,43 +29,20 @@ import httpx
 
 from mailoauth.errors import ConfigError
 from mailoauth.models import Mailbox, Provider
-from mailoauth.oauth.authorization_code import (
-    PendingAuthorization,
-    begin_authorization,
-    code_challenge,
-    exchange_code,
-    parse_callback,
-)
-from mailoauth.oauth.device_code import (
-    DeviceAuthorization,
-    poll_device,
-    start_device_authorization,
-)
-from mailoauth.oauth.revocation import revoke
 from mailoauth.oauth.signing import sign_jwt, signing_key
 from mailoauth.oauth.token import TokenSet
-from mailoauth.oauth.token_endpoint import parse_token_response, request_token
+from mailoauth.oauth.token_endpoint import request_token
 from mailoauth.providers import ClientAuthMethod
 from mailoauth.secret import Secret
 
 __all__ = [
     "JWT_BEARER_GRANT",
     "SERVICE_ACCOUNT_ASSERTION_LIFETIME",
-    "DeviceAuthorization",
-    "PendingAuthorization",
-    "begin_authorization",
     "client_credentials",
-    "code_challenge",
-    "exchange_code",
     "jwt_bearer",
-    "parse_callback",
-    "parse_token_response",
     "password_grant",
-    "poll_device",
     "refresh",
-    "revoke",
     "service_account_assertion",
-    "start_device_authorization",
 ]
 
 JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -119,9 +119,9 @@ def _has_space_or_control(text: str) -> bool:
     return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text)
 
 
-def _lifetime(value: object) -> timedelta | None:
-    if value is None or value == "":
-        return DEFAULT_LIFETIME
+def parse_seconds(value: object) -> float | None:
+    """A JSON duration (``expires_in``, ``interval``): a number or numeric string, finite
+    and not negative; None for anything else."""
     if isinstance(value, bool):
         return None
     try:
@@ -133,7 +133,14 @@ def _lifetime(value: object) -> timedelta | None:
             return None
     except (ValueError, OverflowError):
         return None
-    if not math.isfinite(seconds) or seconds < 0:
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _lifetime(value: object) -> timedelta | None:
+    if value is None or value == "":
+        return DEFAULT_LIFETIME
+    seconds = parse_seconds(value)
+    if seconds is None:
         return None
     if seconds >= MAX_LIFETIME.total_seconds():
         return MAX_LIFETIME

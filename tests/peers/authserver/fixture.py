@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.net import free_port as _free_port
+
 from .models import DEFAULT_SCOPES
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ControlError(RuntimeError):
