@@ -345,3 +345,41 @@ def test_never_authorized(cli, server):
         "mailbox 'mb' needs authorization: it has not been authorized yet; "
         "run `mailoauth authorize mb`"
     )
+
+
+def test_processes_refreshing_at_once_make_one_request(cli, server):
+    """Invariant 4 across processes: with rotation and reuse detection on, a second
+    refresh with the same refresh token would revoke the grant; exactly one happens."""
+    code_setup(cli, server)
+    server.configure(access_token_lifetime=1)
+    authorize_in_browser(cli)
+    server.configure(access_token_lifetime=3600)
+    time.sleep(1.1)
+    procs = [
+        subprocess.Popen(
+            [MAILOAUTH, "token", "mb"],
+            env=cli.environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0, 0], [err for _, err in results]
+    assert len({out for out, _ in results}) == 1
+    assert server.token_requests("refresh_token") == 1
+
+
+def test_status_warns_of_a_client_secret_about_to_expire(cli, server):
+    import datetime as dt
+
+    soon = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    server.add_client("app", auth_method="client_secret_post", secret="s")
+    add_provider(cli, server, "app", "--client-secret", "s", "--client-secret-expires", soon)
+    add_mailbox(cli, "reports", "app", "client_credentials")
+    cli.ok("token", "reports")
+    row = json.loads(cli.ok("status", "--json"))[0]
+    assert row["status"] == "connected"
+    assert f"expires {soon} (in 10 days): renew it soon" in row["note"]
+    assert "renew it soon" in cli.ok("status")

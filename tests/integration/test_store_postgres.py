@@ -139,3 +139,37 @@ def test_nodes_starting_at_once_migrate_once_and_agree_on_the_key(settings):
         st.close()
     assert errors == []
     assert len({st.key_id for st in stores}) == 1
+
+
+def test_refresh_leases_exclude_other_nodes(settings):
+    """Two nodes (two stores on one database) race for the same mailbox's lease."""
+    from datetime import UTC, datetime, timedelta
+
+    first = open_store(settings)
+    second = open_store(settings)
+    try:
+        first.apply(s.all_providers(), s.all_mailboxes())
+        now = datetime.now(UTC)
+        ttl = timedelta(seconds=60)
+        won: list[bool] = []
+        threads = [
+            threading.Thread(
+                target=lambda store=store, owner=owner: won.append(
+                    store.claim_refresh("sales", owner, now=now, ttl=ttl)
+                )
+            )
+            for store, owner in ((first, "node-a"), (second, "node-b")) * 5
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        holders = {
+            o for o in ("node-a", "node-b") if first.claim_refresh("sales", o, now=now, ttl=ttl)
+        }
+        assert len(holders) == 1  # exactly one node holds it; the holder may renew
+        first.release_refresh("sales", holders.pop())
+        assert second.claim_refresh("sales", "node-b", now=now, ttl=ttl)
+    finally:
+        first.close()
+        second.close()
