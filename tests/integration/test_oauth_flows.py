@@ -167,6 +167,20 @@ async def test_a_code_cannot_be_used_twice(http, auth_server):
     assert info.value.error == "invalid_grant"
 
 
+async def test_an_expired_code_is_refused(http, auth_server):
+    provider = register(auth_server, "client_secret_post")
+    auth_server.configure(code_lifetime=1)
+    pending = begin_authorization(
+        provider, mailbox(), redirect_uri=REDIRECT, scopes=SCOPES, now=now()
+    )
+    answer = await http.get(pending.url, follow_redirects=False)
+    code = parse_callback(pending, answer.headers["Location"], now=now())
+    await asyncio.sleep(1.2)
+    with pytest.raises(ProviderRejected) as info:
+        await exchange_code(http, provider, pending, code, now=now())
+    assert info.value.error == "invalid_grant"
+
+
 async def test_consent_denied_at_the_server(http, auth_server):
     provider = register(auth_server, "none")
     auth_server.configure(consent="deny")
