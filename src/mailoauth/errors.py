@@ -15,8 +15,13 @@ print ``str(error)``; no traceback ever reaches a user for an expected failure.
     ├── OAuthError                      exit_code 1: a token or authorization request failed
     │   ├── ProviderRejected            permanent: invalid_grant, invalid_client, denied, ...
     │   └── ProviderUnavailable         transient: network, timeout, 5xx, 429, bad answer
-    └── AuthorizationNeeded             exit_code 1: a mailbox has no usable grant; a human
-                                        must (re-)authorize it; says why and how
+    ├── AuthorizationNeeded             exit_code 1: a mailbox has no usable grant; a human
+    │                                   must (re-)authorize it; says why and how
+    ├── LocalProtocolError              exit_code 2: we were about to send what a protocol
+    │                                   forbids (a control character in a login name)
+    ├── RemoteProtocolError             exit_code 1: the peer sent what its protocol forbids
+    └── SaslError                       exit_code 1: the mail server refused a SASL login;
+                                        carries its status / scope; ``temporary`` if retryable
 
 Later layers (OAuth flows, mail transports, the relay) add their branches here, keeping
 the split h11 makes between *local* mistakes (our side, our config) and *remote* ones
@@ -29,11 +34,14 @@ __all__ = [
     "AuthorizationNeeded",
     "ConfigError",
     "InUseError",
+    "LocalProtocolError",
     "MailoauthError",
     "NotFoundError",
     "OAuthError",
     "ProviderRejected",
     "ProviderUnavailable",
+    "RemoteProtocolError",
+    "SaslError",
     "SecretKeyError",
     "StoreError",
 ]
@@ -147,3 +155,44 @@ class AuthorizationNeeded(MailoauthError):  # noqa: N818 - reads as what happene
         self.reason = reason
         self.hint = hint
         super().__init__(f"mailbox {mailbox!r} needs authorization: {reason}; {hint}")
+
+
+class LocalProtocolError(MailoauthError):
+    """We were about to send something the protocol forbids: a login name with a control
+    character (XOAUTH2 frames fields with ``\\x01``), an empty token, a call out of order.
+    Nothing was sent; fix the input. The message never contains a secret."""
+
+    exit_code = 2
+
+
+class RemoteProtocolError(MailoauthError):
+    """The peer sent bytes its protocol does not allow: bad base64, a challenge where none
+    may come, a malformed PLAIN message. Give up on this exchange (close or cancel it);
+    the message describes what arrived without quoting any secret in it."""
+
+
+class SaslError(MailoauthError):
+    """The mail server refused a SASL login.
+
+    ``status`` and ``scope`` come from the server's error challenge when it sent one
+    (XOAUTH2 / OAUTHBEARER JSON, e.g. ``401`` or ``invalid_token``); ``server_message`` is
+    its final reply (``535 5.7.8 ...``); ``temporary`` is true when the server said "try
+    again later" (Dovecot's ``NO [UNAVAILABLE]``), so a retry may succeed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        mechanism: str = "",
+        status: str = "",
+        scope: str = "",
+        server_message: str = "",
+        temporary: bool = False,
+    ) -> None:
+        self.mechanism = mechanism
+        self.status = status
+        self.scope = scope
+        self.server_message = server_message
+        self.temporary = temporary
+        super().__init__(message)
