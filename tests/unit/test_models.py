@@ -1,5 +1,6 @@
 """The config model: valid by construction, and every bad value names its field and fix."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -292,7 +293,7 @@ def test_scopes_derive_from_protocols_unless_overridden():
         "https://outlook.office.com/SMTP.Send",
         "offline_access",
     )
-    custom = mb.with_changes(scopes=("custom",))
+    custom = dataclasses.replace(mb, scopes=("custom",))
     assert mailbox_scopes(custom, microsoft()) == ("custom",)
     assert mailbox_scopes(mailbox(provider="gen"), generic(scopes=("email",))) == ("email",)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -285,6 +285,3 @@ class Mailbox:
         if self.incoming is not None:
             found[Direction.INCOMING] = self.incoming.transport
         return found
-
-    def with_changes(self, **changes: object) -> Mailbox:
-        return replace(self, **changes)  # type: ignore[arg-type]

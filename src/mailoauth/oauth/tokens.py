@@ -201,7 +201,7 @@ class TokenService:
         grant = await asyncio.to_thread(store.get_grant, name)
         if not force and self._usable(grant):
             return self._token(mailbox, grant)
-        await self._claim(name, force=force)
+        await self._claim(name)
         released = False
         try:
             # Another process may have refreshed while we waited for the lease.
@@ -218,7 +218,7 @@ class TokenService:
             if not released:
                 await asyncio.to_thread(store.release_refresh, name, self._owner)
 
-    async def _claim(self, name: str, *, force: bool) -> None:
+    async def _claim(self, name: str) -> None:
         """Wait for the cross-process lease; return early if someone else did the work."""
         deadline = self._clock() + 2 * self._lease_ttl
         while not await asyncio.to_thread(
