@@ -20,6 +20,8 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
+from mailoauth.sasl import OAuthBearerClient, SaslClient, XOAuth2Client
+from mailoauth.secret import Secret
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import Dovecot
 
@@ -60,39 +62,33 @@ def token_for(auth_server: AuthServer) -> Iterator[TokenFor]:
         yield get
 
 
-def xoauth2(user: str, token: str) -> bytes:
-    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
-
-
-def oauthbearer(user: str, token: str, port: int) -> bytes:
-    return f"n,a={user},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
-
-
 class Sasl:
-    """An imaplib/smtplib authobject: the initial response first, then ``answer`` to every
-    challenge (XOAUTH2: empty, OAUTHBEARER: ``\\x01``); records the challenges."""
+    """An imaplib/smtplib authobject driving one of mailoauth's sans-IO SASL clients, so
+    the real Dovecot checks ``mailoauth.sasl``'s bytes; records the server's challenges."""
 
-    def __init__(self, initial: bytes, answer: bytes) -> None:
-        self.initial = initial
-        self.answer = answer
+    def __init__(self, client: SaslClient) -> None:
+        self.client = client
         self.challenges: list[bytes] = []
         self._started = False
 
     def __call__(self, challenge: bytes | None = None) -> bytes:
         if not self._started:
             self._started = True
-            return self.initial
+            return self.client.start()
         self.challenges.append(challenge or b"")
-        return self.answer
+        return self.client.receive(challenge or b"").data
 
     def smtp(self, challenge: bytes | None = None) -> str:
         return self(challenge).decode()
 
 
-def sasl(mechanism: str, user: str, token: str, port: int) -> Sasl:
+def sasl(mechanism: str, user: str, token: str, port: int, *, authzid: bool = True) -> Sasl:
     if mechanism == "XOAUTH2":
-        return Sasl(xoauth2(user, token), b"")
-    return Sasl(oauthbearer(user, token, port), b"\x01")
+        return Sasl(XOAuth2Client(user, Secret(token)))
+    client = OAuthBearerClient(
+        user, Secret(token), host="127.0.0.1", port=port, send_authzid=authzid
+    )
+    return Sasl(client)
 
 
 # -- IMAP ------------------------------------------------------------------------------------
@@ -130,6 +126,8 @@ def test_imap_refuses_a_bad_token_after_a_json_challenge(
         imap.authenticate(mechanism, auth)
     assert len(auth.challenges) == 1
     assert json.loads(auth.challenges[0])["status"] == status
+    assert auth.client.failure is not None
+    assert auth.client.failure.status == status  # parsed by mailoauth.sasl
     log = dovecot.log_text()
     assert "oauth2 failed" in log
     assert token[which] not in log
@@ -142,9 +140,7 @@ def test_oauthbearer_without_authzid_is_refused_without_a_challenge(
     """Dovecot 2.3 needs ``a=`` although RFC 7628 makes it optional."""
     port = dovecot.ports.imap
     token = token_for(ALICE)
-    auth = Sasl(
-        f"n,,\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01".encode(), b"\x01"
-    )
+    auth = sasl("OAUTHBEARER", ALICE, token, port, authzid=False)
     refused = pytest.raises(imaplib.IMAP4.error, match=r"^\[AUTHENTICATIONFAILED\]")
     with imaplib.IMAP4(dovecot.host, port, timeout=10) as imap, refused:
         imap.authenticate("OAUTHBEARER", auth)
@@ -192,7 +188,7 @@ def test_imap_starttls_and_imaps(dovecot: Dovecot, token_for: TokenFor):
 # -- POP3 ------------------------------------------------------------------------------------
 def pop3_auth(pop: poplib.POP3, user: str, token: str) -> bytes:
     """``AUTH XOAUTH2`` with an initial response; answers a challenge with an empty line."""
-    initial = base64.b64encode(xoauth2(user, token)).decode()
+    initial = base64.b64encode(XOAuth2Client(user, Secret(token)).start()).decode()
     reply = pop._shortcmd(f"AUTH XOAUTH2 {initial}")
     if reply.startswith(b"+ "):  # the JSON error challenge
         pop._putcmd("")
