@@ -20,8 +20,15 @@ print ``str(error)``; no traceback ever reaches a user for an expected failure.
     ├── LocalProtocolError              exit_code 2: we were about to send what a protocol
     │                                   forbids (a control character in a login name)
     ├── RemoteProtocolError             exit_code 1: the peer sent what its protocol forbids
-    └── SaslError                       exit_code 1: the mail server refused a SASL login;
-                                        carries its status / scope; ``temporary`` if retryable
+    ├── SaslError                       exit_code 1: the mail server refused a SASL login;
+    │                                   carries its status / scope; ``temporary`` if retryable
+    └── MailError                       exit_code 1: sending through a mail server failed
+        ├── MailConnectionError         could not connect (names host:port), TLS failed,
+        │                               connection lost; ``temporary`` unless TLS failed
+        └── MessageRefused              the server refused the message; nothing was sent
+            ├── SenderRefused           MAIL FROM refused
+            ├── RecipientsRefused       RCPT TO refused; ``refused`` maps each to the reply
+            └── MessageTooLarge         over the server's SIZE; ``size`` / ``limit``
 
 Later layers (OAuth flows, mail transports, the relay) add their branches here, keeping
 the split h11 makes between *local* mistakes (our side, our config) and *remote* ones
@@ -35,14 +42,20 @@ __all__ = [
     "ConfigError",
     "InUseError",
     "LocalProtocolError",
+    "MailConnectionError",
+    "MailError",
     "MailoauthError",
+    "MessageRefused",
+    "MessageTooLarge",
     "NotFoundError",
     "OAuthError",
     "ProviderRejected",
     "ProviderUnavailable",
+    "RecipientsRefused",
     "RemoteProtocolError",
     "SaslError",
     "SecretKeyError",
+    "SenderRefused",
     "StoreError",
 ]
 
@@ -196,3 +209,79 @@ class SaslError(MailoauthError):
         self.server_message = server_message
         self.temporary = temporary
         super().__init__(message)
+
+
+class MailError(MailoauthError):
+    """Sending through a mail server failed. ``host`` / ``port`` name the server, ``code``
+    its SMTP reply code (0 when none came), ``temporary`` whether a retry may succeed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str = "",
+        port: int = 0,
+        code: int = 0,
+        temporary: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.code = code
+        self.temporary = temporary
+        super().__init__(message)
+
+
+class MailConnectionError(MailError):
+    """No usable connection: refused, timed out, a 4xx greeting, TLS failed, or the
+    connection was lost mid-way. ``tls`` is true when TLS (certificate, handshake, a
+    missing STARTTLS) was the problem, which a retry does not fix."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str = "",
+        port: int = 0,
+        tls: bool = False,
+        permanent: bool = False,
+    ) -> None:
+        self.tls = tls
+        temporary = not (tls or permanent)  # a 5xx greeting will not change by retrying
+        super().__init__(message, host=host, port=port, temporary=temporary)
+
+
+class MessageRefused(MailError):  # noqa: N818 - reads as what happened
+    """The server refused the message (sender, recipients, size, content). Permanent
+    unless ``temporary``; nothing was delivered."""
+
+
+class SenderRefused(MessageRefused):
+    """``MAIL FROM`` was refused: the login may not send as that address."""
+
+
+class RecipientsRefused(MessageRefused):
+    """``RCPT TO`` was refused for ``refused`` (address → the server's reply); the
+    transaction was reset, so no recipient got the message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        refused: dict[str, str],
+        host: str = "",
+        port: int = 0,
+        temporary: bool = False,
+    ) -> None:
+        self.refused = refused
+        super().__init__(message, host=host, port=port, temporary=temporary)
+
+
+class MessageTooLarge(MessageRefused):
+    """The message is larger than the server accepts (its ``SIZE`` limit, or 552)."""
+
+    def __init__(
+        self, message: str, *, size: int, limit: int = 0, host: str = "", port: int = 0
+    ) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(message, host=host, port=port, code=552)

@@ -1,0 +1,123 @@
+"""Open an SMTP connection for :mod:`.smtp`: implicit TLS, STARTTLS (refused when the
+server does not offer it, so a token never goes in clear text by accident) or plain; EHLO
+after TLS; the alternate server when the first cannot be reached (refused, timed out, a
+4xx greeting). A TLS failure is not failed over: it is a configuration or security
+problem, and it says so.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+
+import aiosmtplib
+
+from mailoauth.errors import ConfigError, MailConnectionError, MailError
+from mailoauth.providers import Security
+
+__all__ = ["connect", "tls_context", "where"]
+
+_CHECK = "check outgoing.host, outgoing.port and outgoing.security, and that the network allows it"
+
+
+def where(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            "ca_file", f"{ca_file!r} cannot be read ({exc})", "give a PEM CA file"
+        ) from None
+
+
+def _is_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _tls_error(host: str, port: int, exc: BaseException) -> MailConnectionError:
+    return MailConnectionError(
+        f"TLS with {where(host, port)} failed ({exc}); check that the server's "
+        "certificate is valid for that name and signed by a trusted CA (ca_file), and "
+        "that outgoing.security matches the port (ssl: 465, starttls: 587)",
+        host=host,
+        port=port,
+        tls=True,
+    )
+
+
+async def _connect_one(
+    host: str, port: int, security: Security, context: ssl.SSLContext, timeout: float
+) -> aiosmtplib.SMTP:
+    smtp = aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        use_tls=security is Security.SSL,
+        start_tls=False,
+        tls_context=context,
+        timeout=timeout,
+        local_hostname="localhost",
+    )
+    try:
+        await smtp.connect()
+        await smtp.ehlo()
+        if security is Security.STARTTLS:
+            if not smtp.supports_extension("starttls"):
+                raise MailConnectionError(
+                    f"{where(host, port)} does not offer STARTTLS, so the token would go "
+                    "in clear text; use the server's STARTTLS port (587) or "
+                    "outgoing.security = 'ssl' with port 465",
+                    host=host,
+                    port=port,
+                    tls=True,
+                )
+            await smtp.starttls()
+            await smtp.ehlo()
+    except MailError:
+        smtp.close()
+        raise
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        smtp.close()
+        raise _tls_error(host, port, exc) from None
+    except aiosmtplib.SMTPException as exc:
+        smtp.close()
+        if _is_tls(exc):
+            raise _tls_error(host, port, exc) from None
+        raise
+    return smtp
+
+
+async def connect(
+    targets: Sequence[tuple[str, int]], security: Security, context: ssl.SSLContext, timeout: float
+) -> tuple[aiosmtplib.SMTP, str, int]:
+    failures: list[str] = []
+    for host, port in targets:
+        try:
+            return await _connect_one(host, port, security, context, timeout), host, port
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            if exc.code >= 500:
+                raise MailConnectionError(
+                    f"{where(host, port)} refused the connection ({exc.code} {exc.message}); "
+                    "it does not accept mail from here: ask its operator",
+                    host=host,
+                    port=port,
+                    permanent=True,
+                ) from None
+            failures.append(f"{where(host, port)} answered {exc.code} {exc.message}")
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as exc:
+            failures.append(f"{where(host, port)}: {exc}")
+        except aiosmtplib.SMTPTimeoutError:
+            failures.append(f"{where(host, port)}: no answer within {timeout:g} s")
+    first_host, first_port = targets[0]
+    raise MailConnectionError(
+        f"cannot connect to the SMTP server ({'; '.join(failures)}); {_CHECK}",
+        host=first_host,
+        port=first_port,
+    )
