@@ -68,28 +68,24 @@ async def send(
             "set outgoing.transport = 'smtp' with the server's host",
         )
     prepared = prepare_message(mailbox, message)
-    access = await tokens.get_access_token(mailbox_name)
     mechanism = mailbox.sasl_mechanism.value
-    try:
-        await send_message(
-            outgoing,
-            access.user,
-            access.token,
-            prepared,
-            mechanism=mechanism,
-            ca_file=ca_file,
-            timeout=timeout,
+    for attempt in (1, 2):
+        # A token the server refuses gets one refresh and one more try (it may have been
+        # revoked or expired early); a second refusal is the answer.
+        access = await (
+            tokens.get_access_token(mailbox_name) if attempt == 1 else tokens.refresh(mailbox_name)
         )
-    except SaslError as exc:
-        if exc.temporary:
-            raise
-        access = await tokens.refresh(mailbox_name)
-        await send_message(
-            outgoing,
-            access.user,
-            access.token,
-            prepared,
-            mechanism=mechanism,
-            ca_file=ca_file,
-            timeout=timeout,
-        )
+        try:
+            await send_message(
+                outgoing,
+                access.user,
+                access.token,
+                prepared,
+                mechanism=mechanism,
+                ca_file=ca_file,
+                timeout=timeout,
+            )
+            return
+        except SaslError as exc:
+            if exc.temporary or attempt == 2:
+                raise

@@ -7,6 +7,8 @@ problem, and it says so.
 
 from __future__ import annotations
 
+import functools
+import os
 import ssl
 from collections.abc import Sequence
 
@@ -25,12 +27,23 @@ def where(host: str, port: int) -> str:
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying client context, shared by every connection with the same CA file.
+
+    Building one loads the system CA store (~25 ms), too much to pay per message; the
+    cache key includes the file's mtime, so a replaced CA file is picked up."""
     try:
-        return ssl.create_default_context(cafile=ca_file)
+        mtime = os.stat(ca_file).st_mtime_ns if ca_file is not None else 0
+        return _cached_context(ca_file, mtime)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             "ca_file", f"{ca_file!r} cannot be read ({exc})", "give a PEM CA file"
         ) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_context(ca_file: str | None, mtime: int) -> ssl.SSLContext:
+    del mtime  # part of the cache key only
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def _is_tls(exc: BaseException) -> bool:
