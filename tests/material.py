@@ -13,10 +13,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 
-@cache
 def rsa_key(size: int = 2048, n: int = 0) -> rsa.RSAPrivateKey:
-    """A cached RSA key; ``n`` picks a different key of the same size."""
-    del n
+    """A cached RSA key; ``n`` picks a different key of the same size. However it is
+    called (``rsa_key()``, ``rsa_key(n=0)``, ``rsa_key(2048, 0)``), equal arguments give
+    the same key."""
+    return _rsa_key(size, n)
+
+
+@cache
+def _rsa_key(size: int, n: int) -> rsa.RSAPrivateKey:
+    del n  # part of the cache key only
     return rsa.generate_private_key(public_exponent=65537, key_size=size)
 
 
@@ -28,7 +34,10 @@ def key_pem(key: rsa.RSAPrivateKey) -> str:
     ).decode()
 
 
+@cache
 def cert_pem(key: rsa.RSAPrivateKey, cn: str = "mailoauth test") -> str:
+    """A self-signed certificate for ``key``, the same one on every call (its x5t
+    thumbprint must match between what a test registers and what it configures)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = dt.datetime.now(dt.UTC)
     cert = (

@@ -25,7 +25,7 @@ def pem_body_lines(pem: str) -> list[str]:
 
 JWT_KEY_PEM = key_pem(rsa_key())
 SA_KEY_PEM = key_pem(rsa_key(n=1))
-JWT_CERT_PEM = cert_pem(rsa_key())  # made once: each call signs a new certificate
+JWT_CERT_PEM = cert_pem(rsa_key())
 
 
 def google() -> Provider:

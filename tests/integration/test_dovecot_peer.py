@@ -14,52 +14,21 @@ import imaplib
 import json
 import poplib
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 
-import httpx
 import pytest
 
 from mailoauth.sasl import OAuthBearerClient, SaslClient, XOAuth2Client
 from mailoauth.secret import Secret
 from tests.peers.authserver.fixture import AuthServer
-from tests.peers.dovecot import Dovecot
+from tests.peers.dovecot import ALICE, BOB, Dovecot
 
 pytestmark = pytest.mark.integration
 
-ALICE = "alice@example.com"
-BOB = "bob@example.com"
-PASSWORD = "correct horse battery staple"
 GARBAGE = "not-a-token-the-server-ever-issued"
 
 TokenFor = Callable[[str], str]
-
-
-@pytest.fixture
-def token_for(auth_server: AuthServer) -> Iterator[TokenFor]:
-    """A fresh access token of the given user (password grant of a client ``app``)."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
-    for user in (ALICE, BOB):
-        auth_server.add_user(user, PASSWORD)
-    with httpx.Client(timeout=10.0) as http:
-
-        def get(user: str) -> str:
-            response = http.post(
-                auth_server.token_url,
-                data={
-                    "grant_type": "password",
-                    "username": user,
-                    "password": PASSWORD,
-                    "scope": "mail",
-                    "client_id": "app",
-                    "client_secret": "app-secret",
-                },
-            )
-            response.raise_for_status()
-            token: str = response.json()["access_token"]
-            return token
-
-        yield get
 
 
 class Sasl:

@@ -5,12 +5,11 @@ the recipient's Maildir; the size check against an aiosmtpd server with a SIZE l
 from __future__ import annotations
 
 import email
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -26,42 +25,19 @@ from mailoauth.models import Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import AccessToken
 from mailoauth.secret import Secret
 from tests.net import free_port
-from tests.peers.authserver.fixture import AuthServer
-from tests.peers.dovecot import Dovecot
+from tests.peers.dovecot import ALICE, BOB, Dovecot
 
 pytestmark = pytest.mark.integration
 
-ALICE = "alice@example.com"
-BOB = "bob@example.com"
-PASSWORD = "correct horse battery staple"
 GARBAGE = "not-a-token-the-server-ever-issued"
 
 TokenFor = Callable[[str], Secret]
 
 
 @pytest.fixture
-def token_for(auth_server: AuthServer) -> Iterator[TokenFor]:
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
-    for user in (ALICE, BOB):
-        auth_server.add_user(user, PASSWORD)
-    with httpx.Client(timeout=10.0) as http:
-
-        def get(user: str) -> Secret:
-            response = http.post(
-                auth_server.token_url,
-                data={
-                    "grant_type": "password",
-                    "username": user,
-                    "password": PASSWORD,
-                    "scope": "mail",
-                    "client_id": "app",
-                    "client_secret": "app-secret",
-                },
-            )
-            response.raise_for_status()
-            return Secret(response.json()["access_token"])
-
-        yield get
+def secret_for(token_for: Callable[[str], str]) -> TokenFor:
+    """The peer's user tokens, as the Secret the library takes."""
+    return lambda user: Secret(token_for(user))
 
 
 def submission(dovecot: Dovecot, **overrides: object) -> OutgoingSettings:
@@ -97,13 +73,13 @@ def inbox(dovecot: Dovecot, user: str) -> list[email.message.Message]:
 
 @pytest.mark.parametrize("mechanism", ["auto", "xoauth2", "oauthbearer"])
 async def test_a_sent_message_arrives_in_the_recipients_inbox(
-    dovecot: Dovecot, token_for: TokenFor, mechanism: str
+    dovecot: Dovecot, secret_for: TokenFor, mechanism: str
 ):
     message = make_message(f"hello {mechanism}", Cc="carol@example.com")
     await send_message(
         submission(dovecot),
         ALICE,
-        token_for(ALICE),
+        secret_for(ALICE),
         message,
         mechanism=mechanism,
         ca_file=str(dovecot.ca_path),
@@ -119,9 +95,9 @@ async def test_a_sent_message_arrives_in_the_recipients_inbox(
     ("mechanism", "status"), [("xoauth2", "401"), ("oauthbearer", "invalid_token")]
 )
 async def test_a_bad_token_is_refused_with_the_challenges_status(
-    dovecot: Dovecot, token_for: TokenFor, mechanism: str, status: str
+    dovecot: Dovecot, secret_for: TokenFor, mechanism: str, status: str
 ):
-    token_for(ALICE)  # registers the users
+    secret_for(ALICE)  # registers the users
     with pytest.raises(SaslError) as refused:
         await send_message(
             submission(dovecot),
@@ -158,7 +134,7 @@ async def test_an_unreachable_server_is_named_with_its_port(dovecot: Dovecot):
 
 
 async def test_the_alternate_host_is_used_when_the_primary_port_is_closed(
-    dovecot: Dovecot, token_for: TokenFor
+    dovecot: Dovecot, secret_for: TokenFor
 ):
     settings = submission(
         dovecot,
@@ -169,7 +145,7 @@ async def test_the_alternate_host_is_used_when_the_primary_port_is_closed(
     await send_message(
         settings,
         ALICE,
-        token_for(ALICE),
+        secret_for(ALICE),
         make_message("via alternate"),
         ca_file=str(dovecot.ca_path),
         timeout=10,
@@ -194,7 +170,7 @@ async def test_an_untrusted_certificate_is_a_tls_error(dovecot: Dovecot):
 
 
 async def test_refused_recipients_are_each_named_and_nothing_is_sent(
-    dovecot: Dovecot, token_for: TokenFor
+    dovecot: Dovecot, secret_for: TokenFor
 ):
     bad = ["bob@[1.2.3]", "carol@[300.1.1.1]"]  # Dovecot: 501 Invalid TO
     message = make_message("some refused", to=f"{BOB}, " + ", ".join(bad))
@@ -202,7 +178,7 @@ async def test_refused_recipients_are_each_named_and_nothing_is_sent(
         await send_message(
             submission(dovecot),
             ALICE,
-            token_for(ALICE),
+            secret_for(ALICE),
             message,
             ca_file=str(dovecot.ca_path),
             timeout=10,
@@ -262,7 +238,7 @@ class _Tokens:
 
 
 async def test_send_fills_the_headers_and_refreshes_a_refused_token_once(
-    dovecot: Dovecot, token_for: TokenFor
+    dovecot: Dovecot, secret_for: TokenFor
 ):
     mailbox = Mailbox(
         name="alice",
@@ -272,7 +248,7 @@ async def test_send_fills_the_headers_and_refreshes_a_refused_token_once(
         reply_to="replies@example.com",
         outgoing=submission(dovecot),
     )
-    tokens = _Tokens(token_for(ALICE))
+    tokens = _Tokens(secret_for(ALICE))
     message = EmailMessage()
     message["To"] = BOB
     message["Subject"] = "through send()"

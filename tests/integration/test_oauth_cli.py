@@ -205,7 +205,7 @@ def test_client_credentials_with_basic_auth(cli, server):
 
 def test_client_credentials_with_private_key_jwt(cli, server, tmp_path):
     key = rsa_key()
-    certificate = cert_pem(key)  # made once: each call signs a new certificate
+    certificate = cert_pem(key)
     (tmp_path / "app.key").write_text(key_pem(key))
     (tmp_path / "app.crt").write_text(certificate)
     server.add_client("certapp", auth_method="private_key_jwt", certificate_pem=certificate)

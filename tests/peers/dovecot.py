@@ -31,29 +31,29 @@ Missing binaries fail the fixture with how to install them; the tests never skip
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import grp
 import os
 import pwd
 import secrets
 import shutil
-import signal
 import smtplib
 import socket
 import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
 from tests.net import free_port as _free_port
+from tests.peers import process
 from tests.peers.authserver.fixture import AuthServer
 
 START_TIMEOUT = 30.0
@@ -241,11 +241,6 @@ def _greets(port: int) -> bool:
         return False
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
 class Dovecot:
     """The running server: where it listens, its CA, its mail and log, and LMTP delivery."""
 
@@ -358,12 +353,7 @@ class Dovecot:
 
     def stop(self) -> None:
         if self.process is not None:
-            _signal(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
+            process.stop(self.process, timeout=STOP_TIMEOUT)
             self.process = None
         if self._hop is not None:
             self._hop.stop()
@@ -410,3 +400,37 @@ def dovecot_process(auth_server_process: AuthServer) -> Iterator[Dovecot]:
 def dovecot(dovecot_process: Dovecot, auth_server: AuthServer) -> Dovecot:
     dovecot_process.begin_test(auth_server)
     return dovecot_process
+
+
+# -- mail users and their tokens -------------------------------------------------------------
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def token_for(auth_server: AuthServer) -> Iterator[Callable[[str], str]]:
+    """A fresh access token of ALICE or BOB, which Dovecot accepts (password grant of a
+    client ``app`` at the test authorization server)."""
+    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
+    for user in (ALICE, BOB):
+        auth_server.add_user(user, PASSWORD)
+    with httpx.Client(timeout=10.0) as http:
+
+        def get(user: str) -> str:
+            response = http.post(
+                auth_server.token_url,
+                data={
+                    "grant_type": "password",
+                    "username": user,
+                    "password": PASSWORD,
+                    "scope": "mail",
+                    "client_id": "app",
+                    "client_secret": "app-secret",
+                },
+            )
+            response.raise_for_status()
+            token: str = response.json()["access_token"]
+            return token
+
+        yield get

@@ -15,7 +15,6 @@ Missing binaries fail the fixture with how to install them; the tests never skip
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import pwd
@@ -32,6 +31,7 @@ import psycopg
 import pytest
 
 from tests.net import free_port as _free_port
+from tests.peers import process
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -87,21 +87,10 @@ class PostgresServer:
             return None
 
     def stop(self) -> None:
-        pid = self.postmaster_pid()
-        if pid is not None:
-            _signal(pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            if pid is not None:
-                _signal(pid, signal.SIGKILL)
-            self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT)
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
+        # SIGINT is PostgreSQL's "fast" shutdown, sent to the postmaster behind runuser.
+        process.stop(
+            self.process, first=signal.SIGINT, pid=self.postmaster_pid(), timeout=STOP_TIMEOUT
+        )
 
 
 def _as_postgres_user(argv: list[str]) -> list[str]:
@@ -133,7 +122,7 @@ def _start(bin_dir: Path, root: Path) -> PostgresServer:
         pytest.fail(f"initdb failed:\n{initdb.stdout}{initdb.stderr}", pytrace=False)
     port = _free_port()
     log = (root / "postgres.log").open("wb")
-    process = subprocess.Popen(
+    postmaster = subprocess.Popen(
         _as_postgres_user(
             [
                 str(bin_dir / "postgres"),
@@ -157,10 +146,10 @@ def _start(bin_dir: Path, root: Path) -> PostgresServer:
         stderr=subprocess.STDOUT,
     )
     log.close()
-    server = PostgresServer(port=port, root=root, process=process)
+    server = PostgresServer(port=port, root=root, process=postmaster)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if postmaster.poll() is not None:
             pytest.fail(f"postgres exited at start:\n{server.log.read_text()}", pytrace=False)
         ready = subprocess.run(
             [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from tests.net import free_port as _free_port
+from tests.peers import process
 
 from .models import DEFAULT_SCOPES
 
@@ -98,13 +98,7 @@ class AuthServer:
         """Stop the process (by PID: SIGTERM, then SIGKILL); the state stays on disk."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT)
+        process.stop(self.process, timeout=STOP_TIMEOUT)
         self.process = None
 
     def close(self) -> None:
