@@ -20,8 +20,9 @@ print ``str(error)``; no traceback ever reaches a user for an expected failure.
     ├── LocalProtocolError              exit_code 2: we were about to send what a protocol
     │                                   forbids (a control character in a login name)
     ├── RemoteProtocolError             exit_code 1: the peer sent what its protocol forbids
-    ├── SaslError                       exit_code 1: the mail server refused a SASL login;
-    │                                   carries its status / scope; ``temporary`` if retryable
+    ├── TokenRefused                    exit_code 1: a mail server or mail API refused the
+    │   │                               access token; ``temporary`` if retryable
+    │   └── SaslError                   a refused SASL login; carries status / scope
     └── MailError                       exit_code 1: sending through a mail server failed
         ├── MailConnectionError         could not connect (names host:port), TLS failed,
         │                               connection lost; ``temporary`` unless TLS failed
@@ -57,6 +58,7 @@ __all__ = [
     "SecretKeyError",
     "SenderRefused",
     "StoreError",
+    "TokenRefused",
 ]
 
 
@@ -184,7 +186,18 @@ class RemoteProtocolError(MailoauthError):
     the message describes what arrived without quoting any secret in it."""
 
 
-class SaslError(MailoauthError):
+class TokenRefused(MailoauthError):  # noqa: N818 - reads as what happened
+    """A mail server or mail API refused the access token: a SASL login refused (see
+    :class:`SaslError`) or an HTTPS API's ``401``. A refusal that is not ``temporary``
+    usually means the token went bad before its expiry (revoked, rotated): refresh once
+    and retry once; a second refusal is the answer."""
+
+    def __init__(self, message: str, *, temporary: bool = False) -> None:
+        self.temporary = temporary
+        super().__init__(message)
+
+
+class SaslError(TokenRefused):
     """The mail server refused a SASL login.
 
     ``status`` and ``scope`` come from the server's error challenge when it sent one
@@ -207,8 +220,7 @@ class SaslError(MailoauthError):
         self.status = status
         self.scope = scope
         self.server_message = server_message
-        self.temporary = temporary
-        super().__init__(message)
+        super().__init__(message, temporary=temporary)
 
 
 class MailError(MailoauthError):

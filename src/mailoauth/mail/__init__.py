@@ -16,7 +16,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
-from mailoauth.errors import ConfigError, SaslError
+from mailoauth.errors import ConfigError, TokenRefused
 from mailoauth.mail.smtp import send_message
 from mailoauth.models import Mailbox
 from mailoauth.oauth.tokens import TokenService
@@ -86,6 +86,6 @@ async def send(
                 timeout=timeout,
             )
             return
-        except SaslError as exc:
+        except TokenRefused as exc:
             if exc.temporary or attempt == 2:
                 raise

@@ -31,28 +31,15 @@ from mailoauth.errors import (
     SenderRefused,
 )
 from mailoauth.mail.connect import connect, tls_context, where
+from mailoauth.mail.mechanism import choose_client
 from mailoauth.models import OutgoingSettings
 from mailoauth.providers import Transport
-from mailoauth.sasl import OAuthBearerClient, SaslClient, XOAuth2Client, decode, encode
+from mailoauth.sasl import SaslClient, decode, encode
 from mailoauth.secret import Secret
 
 __all__ = ["send_message"]
 
 _MAX_ROUNDS = 4  # the token mechanisms need at most one challenge
-
-
-def _client(
-    smtp: aiosmtplib.SMTP, mechanism: str, user: str, token: Secret, host: str, port: int
-) -> SaslClient:
-    offered = smtp.server_auth_methods  # lower case
-    wanted = mechanism.lower()
-    if wanted not in ("auto", "xoauth2", "oauthbearer"):
-        raise ConfigError(
-            "sasl_mechanism", f"{mechanism!r} is unknown", "use auto, xoauth2 or oauthbearer"
-        )
-    if wanted != "xoauth2" and "oauthbearer" in offered:
-        return OAuthBearerClient(user, token, host=host, port=port)
-    return XOAuth2Client(user, token)
 
 
 async def _authenticate(smtp: aiosmtplib.SMTP, client: SaslClient, timeout: float) -> None:
@@ -206,7 +193,8 @@ async def send_message(
     smtp, host, port = await connect(targets, settings.security, context, timeout)
     try:
         wire = _wire(smtp, message, host, port)  # the size check comes before the login
-        await _authenticate(smtp, _client(smtp, mechanism, user, token, host, port), timeout)
+        client = choose_client(smtp.server_auth_methods, mechanism, user, token, host, port)
+        await _authenticate(smtp, client, timeout)
         await _transfer(smtp, wire, host, port)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
         raise MailConnectionError(
