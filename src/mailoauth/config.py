@@ -15,6 +15,8 @@ environment variable       meaning (default)
 ``MAILOAUTH_BASE_URL``     public URL of the service (``http://127.0.0.1:8025``); the
                            default redirect URI is ``BASE_URL/oauth/callback``
 ``MAILOAUTH_LISTEN``       ``HOST:PORT`` the service binds (``127.0.0.1:8025``)
+``MAILOAUTH_CA_FILE``      a PEM file of extra CAs to trust (beside the system's) for
+                           mail servers, mail APIs and webhooks with a private CA
 =========================  ===========================================================
 """
 
@@ -68,6 +70,7 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     listen_host: str = "127.0.0.1"
     listen_port: int = 8025
+    ca_file: str | None = None
 
     @classmethod
     def load(
@@ -88,6 +91,7 @@ class Settings:
             or f"sqlite:///{data_dir / 'mailoauth.db'}",
             key_file=Path(env.get("MAILOAUTH_KEY_FILE") or data_dir / "secret.key").expanduser(),
             secret_key=Secret(key) if key else None,
+            ca_file=env.get("MAILOAUTH_CA_FILE") or None,
         )
         return settings.override(
             listen=listen or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN,

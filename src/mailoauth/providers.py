@@ -23,7 +23,9 @@ from types import MappingProxyType
 from typing import Final
 
 __all__ = [
+    "API_PATHS",
     "DEFAULT_PORTS",
+    "GMAIL_API_HOST",
     "MICROSOFT_CLOUDS",
     "MICROSOFT_SPECIAL_TENANTS",
     "ClientAuthMethod",
@@ -34,6 +36,7 @@ __all__ = [
     "ProviderKind",
     "Security",
     "Transport",
+    "api_base_url",
     "default_scopes",
     "google_endpoints",
     "microsoft_endpoints",
@@ -315,3 +318,33 @@ def suggested_host(
         if transport in (Transport.IMAP, Transport.POP3) and security is Security.SSL:
             return ms.mailbox_host
     return None
+
+
+#: Where each HTTPS mail API lives below its host.
+API_PATHS: Final = MappingProxyType({Transport.GRAPH: "/v1.0", Transport.GMAIL_API: ""})
+GMAIL_API_HOST: Final = "gmail.googleapis.com"
+
+
+def api_base_url(
+    kind: ProviderKind,
+    transport: Transport,
+    cloud: str = "global",
+    host: str | None = None,
+    port: int | None = None,
+) -> str | None:
+    """The base URL of a mail API (Graph ``…/v1.0``, Gmail ``https://gmail.googleapis.com``):
+    ``host``/``port`` when the mailbox overrides them, else the preset's; None when a
+    generic provider names no host."""
+    if transport not in API_PATHS:
+        return None
+    if host is None:
+        if transport is Transport.GRAPH and kind is ProviderKind.MICROSOFT:
+            host = MICROSOFT_CLOUDS[cloud].graph_resource.removeprefix("https://")
+        elif transport is Transport.GMAIL_API and kind is ProviderKind.GOOGLE:
+            host = GMAIL_API_HOST
+        else:
+            return None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != 443:
+        netloc = f"{netloc}:{port}"
+    return f"https://{netloc}{API_PATHS[transport]}"

@@ -22,6 +22,7 @@ from mailoauth.errors import ConfigError
 __all__ = [
     "check_address",
     "check_certificate",
+    "check_delivery_target",
     "check_host",
     "check_identity",
     "check_name",
@@ -29,6 +30,7 @@ __all__ = [
     "check_private_key",
     "check_redirect_uri",
     "check_url",
+    "has_control",
     "is_loopback_host",
 ]
 
@@ -115,6 +117,30 @@ def check_url(field: str, value: str) -> str:
     if parts.fragment:
         raise ConfigError(field, f"{value!r} has a #fragment", "remove the part after '#'")
     return value
+
+
+def check_delivery_target(field: str, value: str) -> str:
+    """Where fetched mail goes: ``maildir:/absolute/path`` or ``webhook:URL`` (https, or
+    http to loopback: the webhook receives whole messages)."""
+    kind, sep, rest = value.partition(":")
+    if kind == "maildir" and sep:
+        if not rest.startswith("/") or has_control(rest):
+            raise ConfigError(
+                field, f"{value!r} needs an absolute path", "e.g. maildir:/var/mail/helpdesk"
+            )
+        return value
+    if kind == "webhook" and sep:
+        check_url(field, rest)
+        return value
+    raise ConfigError(
+        field,
+        f"{value!r} is not a delivery target",
+        "use maildir:/absolute/path or webhook:https://host/path",
+    )
+
+
+def has_control(value: str) -> bool:
+    return _CONTROL.search(value) is not None
 
 
 def check_redirect_uri(field: str, value: str, example: str = "/oauth/callback") -> str:

@@ -190,10 +190,45 @@ def test_cleartext_to_a_remote_host_needs_an_explicit_opt_in():
     )
 
 
-def test_socket_transports_need_a_host_and_https_ones_take_none():
+def test_socket_transports_need_a_host_and_https_apis_may_override_theirs():
     fails("host", OutgoingSettings, transport="smtp")
-    fails("host", OutgoingSettings, transport="graph", host="graph.example")
     assert OutgoingSettings(transport=Transport.GRAPH).port is None
+    api = OutgoingSettings(transport="graph", host="graph.microsoft.us", port=8443)
+    assert (api.host, api.port) == ("graph.microsoft.us", 8443)
+    fails("host", OutgoingSettings, transport="gmail_api", host="bad host")
+    fails("port", IncomingSettings, transport="gmail_api", port=0)
+
+
+def test_ehlo_name_is_a_host_name_and_only_for_smtp():
+    assert OutgoingSettings(host="s.example", ehlo_name="app.example.org").ehlo_name
+    fails("ehlo_name", OutgoingSettings, host="s.example", ehlo_name="not a name")
+    fails("ehlo_name", OutgoingSettings, transport="graph", ehlo_name="app.example.org")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "maildir:/var/mail/desk",
+        "webhook:https://desk.example/in",
+        "webhook:http://127.0.0.1:8080/x",
+    ],
+)
+def test_delivery_targets_accepted(target):
+    assert IncomingSettings(host="i.example", deliver=target).deliver == target
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "maildir:relative/path",
+        "webhook:http://desk.example/in",
+        "ftp:/x",
+        "/var/mail",
+        "maildir:/a\nb",
+    ],
+)
+def test_delivery_targets_refused(target):
+    fails("deliver", IncomingSettings, host="i.example", deliver=target)
 
 
 def test_pop3_cannot_mark_seen_or_move():

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiosmtplib
 
 from mailoauth.errors import ConfigError, MailConnectionError, MailError
+from mailoauth.mail.transcript import Transcript
 from mailoauth.providers import Security
 
-__all__ = ["connect", "tls_context", "where"]
+__all__ = ["ConnectOptions", "connect", "default_ehlo_name", "tls_context", "where"]
 
 _CHECK = "check outgoing.host, outgoing.port and outgoing.security, and that the network allows it"
 
@@ -27,7 +30,8 @@ def where(host: str, port: int) -> str:
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying client context, shared by every connection with the same CA file.
+    """A verifying client context that trusts the system's CAs and ``ca_file`` (a private
+    CA of the mail server), shared by every connection with the same CA file.
 
     Building one loads the system CA store (~25 ms), too much to pay per message; the
     cache key includes the file's mtime, so a replaced CA file is picked up."""
@@ -43,7 +47,10 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 @functools.lru_cache(maxsize=16)
 def _cached_context(ca_file: str | None, mtime: int) -> ssl.SSLContext:
     del mtime  # part of the cache key only
-    return ssl.create_default_context(cafile=ca_file)
+    context = ssl.create_default_context()  # the system's CAs ...
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)  # ... and the extra one
+    return context
 
 
 def _is_tls(exc: BaseException) -> bool:
@@ -66,20 +73,50 @@ def _tls_error(host: str, port: int, exc: BaseException) -> MailConnectionError:
     )
 
 
+@functools.cache
+def default_ehlo_name() -> str:
+    """This host's fully qualified name (RFC 5321 §4.1.4), looked up once."""
+    return socket.getfqdn() or "localhost"
+
+
+def _record(smtp: aiosmtplib.SMTP, transcript: Transcript) -> None:
+    """Show the transcript every byte aiosmtplib's protocol object moves (it has no hook
+    of its own; the instance attributes shadow its methods, TLS upgrades included)."""
+    protocol = smtp.protocol
+    if protocol is None or not transcript.enabled:
+        return
+    receive, write = protocol.data_received, protocol.write
+
+    def data_received(data: bytes) -> None:
+        transcript.server(data)
+        receive(data)
+
+    def recorded_write(data: bytes) -> None:
+        transcript.client(data)
+        write(data)
+
+    protocol.data_received = data_received  # type: ignore[method-assign]
+    protocol.write = recorded_write  # type: ignore[method-assign]
+
+
 async def _connect_one(
-    host: str, port: int, security: Security, context: ssl.SSLContext, timeout: float
+    host: str, port: int, security: Security, options: ConnectOptions
 ) -> aiosmtplib.SMTP:
+    transcript = options.transcript
+    transcript.note(f"connecting to {where(host, port)} ({security.value})")
     smtp = aiosmtplib.SMTP(
         hostname=host,
         port=port,
         use_tls=security is Security.SSL,
         start_tls=False,
-        tls_context=context,
-        timeout=timeout,
-        local_hostname="localhost",
+        tls_context=options.context,
+        timeout=options.timeout,
+        local_hostname=options.ehlo_name or default_ehlo_name(),
     )
     try:
-        await smtp.connect()
+        greeting = await smtp.connect()
+        transcript.server(f"{greeting.code} {greeting.message}\r\n".encode())
+        _record(smtp, transcript)
         await smtp.ehlo()
         if security is Security.STARTTLS:
             if not smtp.supports_extension("starttls"):
@@ -107,13 +144,22 @@ async def _connect_one(
     return smtp
 
 
+@dataclass(frozen=True)
+class ConnectOptions:
+    context: ssl.SSLContext
+    timeout: float
+    ehlo_name: str | None
+    transcript: Transcript
+
+
 async def connect(
-    targets: Sequence[tuple[str, int]], security: Security, context: ssl.SSLContext, timeout: float
+    targets: Sequence[tuple[str, int]], security: Security, options: ConnectOptions
 ) -> tuple[aiosmtplib.SMTP, str, int]:
+    timeout = options.timeout
     failures: list[str] = []
     for host, port in targets:
         try:
-            return await _connect_one(host, port, security, context, timeout), host, port
+            return await _connect_one(host, port, security, options), host, port
         except aiosmtplib.SMTPConnectResponseError as exc:
             if exc.code >= 500:
                 raise MailConnectionError(

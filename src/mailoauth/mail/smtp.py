@@ -14,7 +14,9 @@ transaction, so a retry never delivers twice.
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import NamedTuple
 
@@ -30,26 +32,30 @@ from mailoauth.errors import (
     RecipientsRefused,
     SenderRefused,
 )
-from mailoauth.mail.connect import connect, tls_context, where
+from mailoauth.mail.connect import ConnectOptions, connect, tls_context, where
 from mailoauth.mail.mechanism import choose_client
+from mailoauth.mail.transcript import Transcript
 from mailoauth.models import OutgoingSettings
 from mailoauth.providers import Transport
 from mailoauth.sasl import SaslClient, decode, encode
 from mailoauth.secret import Secret
 
-__all__ = ["send_message"]
+__all__ = ["Session", "check_login", "send_message", "session"]
 
 _MAX_ROUNDS = 4  # the token mechanisms need at most one challenge
 
 
-async def _authenticate(smtp: aiosmtplib.SMTP, client: SaslClient, timeout: float) -> None:
+async def _authenticate(
+    smtp: aiosmtplib.SMTP, client: SaslClient, timeout: float, transcript: Transcript
+) -> None:
     name = client.mechanism.encode("ascii")
     reply = await smtp.execute_command(b"AUTH", name, encode(client.start()), timeout=timeout)
     rounds = 0
     while reply.code == 334 and rounds < _MAX_ROUNDS:
         rounds += 1
         step = client.receive(decode(reply.message.encode("ascii", "replace")))
-        reply = await smtp.execute_command(encode(step.data), timeout=timeout)
+        with transcript.authenticating():
+            reply = await smtp.execute_command(encode(step.data), timeout=timeout)
     text = f"{reply.code} {reply.message}"
     if reply.code == 235:
         client.finish(True, text)
@@ -170,32 +176,46 @@ async def _transfer(smtp: aiosmtplib.SMTP, wire: _Wire, host: str, port: int) ->
         ) from None
 
 
-async def send_message(
+@dataclass(frozen=True)
+class Session:
+    """An open, EHLO'd (and TLS'd) SMTP connection, not yet logged in."""
+
+    smtp: aiosmtplib.SMTP
+    host: str
+    port: int
+    transcript: Transcript
+    timeout: float
+
+    async def login(self, mechanism: str, user: str, token: Secret) -> str:
+        """AUTH with the chosen mechanism; returns its name."""
+        smtp, host, port = self.smtp, self.host, self.port
+        client = choose_client(smtp.server_auth_methods, mechanism, user, token, host, port)
+        await _authenticate(smtp, client, self.timeout, self.transcript)
+        return client.mechanism
+
+
+@asynccontextmanager
+async def session(
     settings: OutgoingSettings,
-    user: str,
     token: Secret,
-    message: EmailMessage,
     *,
-    mechanism: str = "auto",
-    ca_file: str | None = None,
-    timeout: float = 30,
-) -> None:
-    """Send ``message`` to its To/Cc/Bcc as ``user`` with ``token``; raises
-    :class:`~mailoauth.errors.SaslError` when the login is refused (``temporary`` for a
-    4xx), :class:`~mailoauth.errors.MailError` subclasses for the rest."""
+    ca_file: str | None,
+    timeout: float,
+    transcript: Transcript | None,
+) -> AsyncIterator[Session]:
+    """Connect (the alternate host if the first cannot be reached), translate
+    aiosmtplib's failures into :mod:`mailoauth.errors`, QUIT at the end."""
     if settings.transport is not Transport.SMTP or not settings.host or not settings.port:
         raise ConfigError("outgoing.transport", "is not smtp with a host", "set host and port")
-    _envelope(message)  # bad input fails before connecting
     targets = [(settings.host, settings.port)]
     if settings.alternate_host:
         targets.append((settings.alternate_host, settings.alternate_port or settings.port))
-    context = tls_context(ca_file)
-    smtp, host, port = await connect(targets, settings.security, context, timeout)
+    transcript = transcript or Transcript("smtp", enabled=False)
+    transcript.hide(token)
+    options = ConnectOptions(tls_context(ca_file), timeout, settings.ehlo_name, transcript)
+    smtp, host, port = await connect(targets, settings.security, options)
     try:
-        wire = _wire(smtp, message, host, port)  # the size check comes before the login
-        client = choose_client(smtp.server_auth_methods, mechanism, user, token, host, port)
-        await _authenticate(smtp, client, timeout)
-        await _transfer(smtp, wire, host, port)
+        yield Session(smtp, host, port, transcript, timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
         raise MailConnectionError(
             f"the connection to {where(host, port)} broke off ({exc}); retry later",
@@ -216,3 +236,44 @@ async def send_message(
             with suppress(aiosmtplib.SMTPException, OSError):
                 await smtp.quit(timeout=min(timeout, 5))
         smtp.close()
+
+
+async def send_message(
+    settings: OutgoingSettings,
+    user: str,
+    token: Secret,
+    message: EmailMessage,
+    *,
+    mechanism: str = "auto",
+    ca_file: str | None = None,
+    timeout: float = 30,
+    transcript: Transcript | None = None,
+) -> None:
+    """Send ``message`` to its To/Cc/Bcc as ``user`` with ``token``; raises
+    :class:`~mailoauth.errors.SaslError` when the login is refused (``temporary`` for a
+    4xx), :class:`~mailoauth.errors.MailError` subclasses for the rest."""
+    _envelope(message)  # bad input fails before connecting
+    async with session(
+        settings, token, ca_file=ca_file, timeout=timeout, transcript=transcript
+    ) as open_:
+        wire = _wire(open_.smtp, message, open_.host, open_.port)  # size check before login
+        await open_.login(mechanism, user, token)
+        await _transfer(open_.smtp, wire, open_.host, open_.port)
+
+
+async def check_login(
+    settings: OutgoingSettings,
+    user: str,
+    token: Secret,
+    *,
+    mechanism: str = "auto",
+    ca_file: str | None = None,
+    timeout: float = 30,
+    transcript: Transcript | None = None,
+) -> str:
+    """Connect, TLS, AUTH, QUIT — what ``mailoauth test`` checks; says what worked."""
+    async with session(
+        settings, token, ca_file=ca_file, timeout=timeout, transcript=transcript
+    ) as open_:
+        used = await open_.login(mechanism, user, token)
+        return f"{where(open_.host, open_.port)} ({settings.security.value}): AUTH {used} accepted"

@@ -29,10 +29,10 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from mailoauth.models import TranscriptLine
 from mailoauth.secret import Secret
 
 __all__ = [
@@ -68,22 +68,6 @@ def _hidden(size: int) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class TranscriptLine:
-    """One redacted line: when, which connection, which protocol, who said it."""
-
-    at: datetime
-    session: str
-    protocol: str
-    direction: str  # "C" we sent, "S" the server sent, "*" a note
-    text: str
-
-    def render(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + (
-            f" {self.protocol} #{self.session} {self.direction}: {self.text}"
-        )
 
 
 class Transcript:

@@ -14,6 +14,7 @@ from mailoauth.models.checks import check_mailbox_with_provider, mailbox_scopes
 from mailoauth.models.grant import Grant, GrantStatus
 from mailoauth.models.mailbox import IncomingSettings, Mailbox, OutgoingSettings, SaslMechanism
 from mailoauth.models.provider import Provider
+from mailoauth.models.transcript import TranscriptLine
 
 __all__ = [
     "Grant",
@@ -23,6 +24,7 @@ __all__ = [
     "OutgoingSettings",
     "Provider",
     "SaslMechanism",
+    "TranscriptLine",
     "check_mailbox_with_provider",
     "mailbox_scopes",
 ]

@@ -27,7 +27,3 @@ def check_scopes(scopes: tuple[str, ...], *, allow_empty: bool) -> tuple[str, ..
                 'give one scope per list item, e.g. ["email", "offline_access"]',
             )
     return scopes
-
-
-def has_control(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)

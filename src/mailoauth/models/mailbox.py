@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Final
 
 from mailoauth.errors import ConfigError
-from mailoauth.models._fields import check_scopes, forbid, has_control, set_field
+from mailoauth.models._fields import check_scopes, forbid, set_field
 from mailoauth.providers import (
     DEFAULT_PORTS,
     Direction,
@@ -18,11 +18,13 @@ from mailoauth.providers import (
 from mailoauth.secret import Secret
 from mailoauth.validate import (
     check_address,
+    check_delivery_target,
     check_host,
     check_identity,
     check_name,
     check_port,
     check_private_key,
+    has_control,
     is_loopback_host,
 )
 
@@ -49,10 +51,11 @@ def _check_server(
 ) -> int | None:
     """Validate host/port/security for a socket transport; return the port to use."""
     if transport not in SOCKET_TRANSPORTS:
-        for name, value in (("host", host), ("port", port)):
-            if value is not None:
-                raise ConfigError(name, f"is not used by {transport.value}", "remove it")
-        return None
+        # An HTTPS API: host/port override the preset's API host (a national cloud, a
+        # proxy, a test double); always HTTPS, so security does not apply.
+        if host is not None:
+            check_host("host", host)
+        return None if port is None else check_port("port", port)
     if host is None:
         raise ConfigError("host", f"is required for {transport.value}", "set the server name")
     check_host("host", host)
@@ -82,10 +85,15 @@ class OutgoingSettings:
     alternate_host: str | None = None
     alternate_port: int | None = None
     allow_insecure: bool = False
+    ehlo_name: str | None = None  # SMTP: the name we greet with (default: this host's FQDN)
 
     def __post_init__(self) -> None:
         set_field(self, "transport", Transport(self.transport))
         set_field(self, "security", Security(self.security))
+        if self.ehlo_name is not None:
+            if self.transport is not Transport.SMTP:
+                raise ConfigError("ehlo_name", "is only used with smtp", "remove it")
+            check_host("ehlo_name", self.ehlo_name)
         if self.transport not in _OUTGOING:
             raise ConfigError(
                 "transport",
@@ -134,6 +142,7 @@ class IncomingSettings:
     folder: str = "INBOX"
     poll_interval: int = 5  # minutes
     after_fetch: str = "keep"  # keep | seen | delete | move:FOLDER
+    deliver: str | None = None  # maildir:/path | webhook:https://... (None: fetch is manual)
     allow_insecure: bool = False
 
     def __post_init__(self) -> None:
@@ -162,6 +171,8 @@ class IncomingSettings:
         if not self.folder.strip() or "\r" in self.folder or "\n" in self.folder:
             raise ConfigError("folder", f"{self.folder!r} is not a folder name", "e.g. INBOX")
         self._check_after_fetch()
+        if self.deliver is not None:
+            check_delivery_target("deliver", self.deliver)
 
     def _check_after_fetch(self) -> None:
         action = self.after_fetch

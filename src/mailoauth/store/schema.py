@@ -25,12 +25,15 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "META_KEY_ID",
     "UtcDateTime",
+    "fetch_cursors",
+    "fetch_seen",
     "grants",
     "mailboxes",
     "meta",
     "metadata",
     "providers",
     "refresh_leases",
+    "transcript_lines",
 ]
 
 META_KEY_ID: Final = "key_id"
@@ -136,4 +139,53 @@ refresh_leases: Final = sa.Table(
     ),
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("until", UtcDateTime, nullable=False),
+)
+
+
+def _mailbox_fk() -> sa.Column[int]:
+    return sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+#: IMAP: per folder, the UIDVALIDITY and the highest UID delivered (mail/fetched.py).
+fetch_cursors: Final = sa.Table(
+    "fetch_cursors",
+    metadata,
+    _mailbox_fk(),
+    sa.Column("folder", sa.String(255), primary_key=True),
+    sa.Column("validity", sa.String(64), nullable=False),
+    sa.Column("position", sa.String(64), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: POP3 UIDLs, Graph and Gmail message ids already delivered, per folder.
+fetch_seen: Final = sa.Table(
+    "fetch_seen",
+    metadata,
+    _mailbox_fk(),
+    sa.Column("folder", sa.String(255), primary_key=True),
+    sa.Column("item", sa.String(255), primary_key=True),
+)
+
+#: The debug transcripts: a bounded ring of redacted lines per mailbox.
+transcript_lines: Final = sa.Table(
+    "transcript_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("session", sa.String(32), nullable=False),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("direction", sa.String(1), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
 )

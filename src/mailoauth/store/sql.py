@@ -14,7 +14,7 @@ of writing secrets under a key that no longer exists (``reload_key``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -23,11 +23,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from mailoauth.errors import ConfigError, InUseError, NotFoundError, SecretKeyError
-from mailoauth.models import Grant, Mailbox, Provider, check_mailbox_with_provider
-from mailoauth.store import leases, rows
+from mailoauth.models import (
+    Grant,
+    Mailbox,
+    Provider,
+    TranscriptLine,
+    check_mailbox_with_provider,
+)
+from mailoauth.store import leases, mailstate, rows
 from mailoauth.store.base import Change, ChangeReport
 from mailoauth.store.crypto import Cipher, SecretKey, blob_key_id
 from mailoauth.store.engine import read_transaction, write_transaction
+from mailoauth.store.mailstate import TRANSCRIPT_KEEP
 from mailoauth.store.schema import grants, mailboxes, providers
 from mailoauth.store.sealed import record_key_id, sealed_blobs, stored_key_id
 
@@ -165,6 +172,45 @@ class SqlStore:
     def release_refresh(self, mailbox: str, owner: str) -> None:
         with self._write() as conn:
             leases.release(conn, self._mailbox_row(conn, mailbox).id, owner)
+
+    # --- mail state: fetch cursors, seen ids, transcripts (see :mod:`.mailstate`) -------
+
+    def get_fetch_cursor(self, mailbox: str, folder: str) -> tuple[str, str] | None:
+        with read_transaction(self._engine) as conn:
+            return mailstate.cursor(conn, self._mailbox_row(conn, mailbox).id, folder)
+
+    def put_fetch_cursor(self, mailbox: str, folder: str, validity: str, position: str) -> None:
+        with self._write() as conn:
+            mailbox_id = self._mailbox_row(conn, mailbox).id
+            mailstate.put_cursor(conn, mailbox_id, folder, validity, position, self._clock())
+
+    def fetch_seen(self, mailbox: str, folder: str) -> set[str]:
+        with read_transaction(self._engine) as conn:
+            return mailstate.seen(conn, self._mailbox_row(conn, mailbox).id, folder)
+
+    def add_fetch_seen(self, mailbox: str, folder: str, item: str) -> None:
+        with self._write() as conn:
+            mailstate.add_seen(conn, self._mailbox_row(conn, mailbox).id, folder, item)
+
+    def keep_fetch_seen(self, mailbox: str, folder: str, present: Collection[str]) -> int:
+        with self._write() as conn:
+            return mailstate.keep_seen(conn, self._mailbox_row(conn, mailbox).id, folder, present)
+
+    def append_transcript(
+        self, mailbox: str, lines: Sequence[TranscriptLine], *, keep: int = TRANSCRIPT_KEEP
+    ) -> None:
+        with self._write() as conn:
+            mailstate.append_transcript(conn, self._mailbox_row(conn, mailbox).id, lines, keep)
+
+    def read_transcript(
+        self, mailbox: str, *, limit: int = TRANSCRIPT_KEEP
+    ) -> list[TranscriptLine]:
+        with read_transaction(self._engine) as conn:
+            return mailstate.read_transcript(conn, self._mailbox_row(conn, mailbox).id, limit)
+
+    def clear_transcript(self, mailbox: str) -> int:
+        with self._write() as conn:
+            return mailstate.clear_transcript(conn, self._mailbox_row(conn, mailbox).id)
 
     # --- whole configurations -------------------------------------------------------
 
@@ -357,6 +403,7 @@ class SqlStore:
 
     def _delete_mailbox(self, conn: Connection, mailbox_id: int) -> None:
         # The foreign key cascades too; deleting explicitly does not depend on it.
+        mailstate.forget(conn, mailbox_id)
         conn.execute(sa.delete(grants).where(grants.c.mailbox_id == mailbox_id))
         conn.execute(sa.delete(mailboxes).where(mailboxes.c.id == mailbox_id))
 
