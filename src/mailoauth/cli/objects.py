@@ -286,6 +286,9 @@ def mailbox_add(
     ] = None,
     outgoing_alternate_host: Annotated[str | None, typer.Option(help="Failover SMTP host.")] = None,
     outgoing_alternate_port: Annotated[int | None, typer.Option()] = None,
+    outgoing_ehlo_name: Annotated[
+        str | None, typer.Option(help="SMTP EHLO name (default: this host's FQDN).")
+    ] = None,
     incoming: Annotated[str | None, typer.Option(help="imap, pop3, graph or gmail_api.")] = None,
     incoming_host: Annotated[str | None, typer.Option()] = None,
     incoming_port: Annotated[int | None, typer.Option()] = None,
@@ -296,6 +299,10 @@ def mailbox_add(
     incoming_poll_interval: Annotated[int | None, typer.Option(help="Minutes, default 5.")] = None,
     incoming_after_fetch: Annotated[
         str | None, typer.Option(help="keep, seen, delete or move:FOLDER.")
+    ] = None,
+    incoming_deliver: Annotated[
+        str | None,
+        typer.Option(help="Where fetched mail goes: maildir:/path or webhook:https://..."),
     ] = None,
     allow_insecure: Annotated[
         bool, typer.Option(help="Permit security none to a non-loopback host.")
@@ -329,6 +336,7 @@ def mailbox_add(
         security=outgoing_security,
         alternate_host=outgoing_alternate_host,
         alternate_port=outgoing_alternate_port,
+        ehlo_name=outgoing_ehlo_name,
     )
     inc = _given(
         transport=incoming,
@@ -338,6 +346,7 @@ def mailbox_add(
         folder=incoming_folder,
         poll_interval=incoming_poll_interval,
         after_fetch=incoming_after_fetch,
+        deliver=incoming_deliver,
     )
     raw = _given(
         provider=provider,
