@@ -85,6 +85,15 @@ class MailStream:
         self.transcript.server(data)
         return data
 
+    async def read_some(self, size: int = 65536) -> bytes:
+        """Up to ``size`` bytes, whatever arrived; raises when the server closed. Not
+        recorded in the transcript: the caller records each parsed response itself (a
+        POP3 body has no size to read exactly, and one entry per response reads better)."""
+        data = await self._read(self.reader.read(size))
+        if not data:
+            raise self._lost("closed by the server")
+        return data
+
     async def write(self, data: bytes) -> None:
         self.transcript.client(data)
         try:
