@@ -83,6 +83,7 @@ class FetchReport:
     remaining: int = 0  # new at the server but not taken this run (limit, handler refused)
     actions: int = 0  # after-fetch actions done (seen / move / delete)
     error: str | None = None  # why the run stopped early, if it did
+    notes: list[str] = field(default_factory=list)  # e.g. "UIDVALIDITY changed: refetching"
 
 
 @dataclass

@@ -62,7 +62,9 @@ class MailStream:
 
     async def _read(self, coro: Coroutine[Any, Any, bytes]) -> bytes:
         try:
-            return await asyncio.wait_for(coro, self.timeout)
+            # asyncio.timeout, not wait_for: wait_for makes a task per read (~20% slower).
+            async with asyncio.timeout(self.timeout):
+                return await coro
         except TimeoutError:
             raise self._lost(f"no answer within {self.timeout:g} s") from None
         except asyncio.IncompleteReadError:
@@ -80,9 +82,12 @@ class MailStream:
         self.transcript.server(line)
         return line
 
-    async def readexactly(self, size: int) -> bytes:
+    async def readexactly(self, size: int, *, record: bool = True) -> bytes:
+        """Exactly ``size`` bytes; ``record=False`` keeps them out of the transcript (the
+        pieces of a large message body, which the caller summarises once)."""
         data = await self._read(self.reader.readexactly(size))
-        self.transcript.server(data)
+        if record:
+            self.transcript.server(data)
         return data
 
     async def read_some(self, size: int = 65536) -> bytes:
@@ -105,7 +110,19 @@ class MailStream:
             raise self._lost(str(exc)) from None
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
-        """Upgrade after the protocol's STARTTLS / STLS was accepted."""
+        """Upgrade after the protocol's STARTTLS / STLS was accepted.
+
+        Bytes already buffered at this point arrived in clear text after the server's
+        "go ahead" — a man in the middle injecting commands' answers (CVE-2011-0411's
+        class of bug): refused rather than read as if they came over TLS."""
+        if len(getattr(self.reader, "_buffer", b"")):
+            raise MailConnectionError(
+                f"{self.where} sent data after agreeing to start TLS, before the handshake; "
+                "something on the path is tampering with the connection",
+                host=self.host,
+                port=self.port,
+                tls=True,
+            )
         try:
             await asyncio.wait_for(
                 self.writer.start_tls(context, server_hostname=self.host), self.timeout
