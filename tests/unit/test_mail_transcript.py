@@ -66,7 +66,8 @@ def test_known_values_vanish_in_clear_and_base64_in_both_directions_and_notes():
     t.client(f"X-Debug: {encoded}\r\n".encode())
     t.note(f"POST https://graph/me/sendMail with {TOKEN}")
     joined = "\n".join(texts(t))
-    assert TOKEN not in joined and encoded not in joined
+    assert TOKEN not in joined
+    assert encoded not in joined
     assert joined.count("[redacted]") == 3
 
 
@@ -82,7 +83,8 @@ def test_big_chunks_are_cut_short_and_long_lines_capped():
     body = b"".join(b"line %d\r\n" % i for i in range(1000))
     t.server(body)
     assert len(t.lines) == MAX_LINES_PER_CHUNK + 1
-    assert t.lines[-1].text.startswith("[… ") and "more bytes]" in t.lines[-1].text
+    assert t.lines[-1].text.startswith("[… ")
+    assert "more bytes]" in t.lines[-1].text
     t.server(b"x" * (MAX_LINE * 3) + b"\r\n")
     assert len(t.lines[-1].text) < MAX_LINE + 40
 

@@ -17,6 +17,7 @@ import typer
 
 from mailoauth.cli.context import CliContext
 from mailoauth.cli.keys import register_key_commands
+from mailoauth.cli.mail import register_mail_commands
 from mailoauth.cli.objects import mailbox_app, provider_app, register_apply
 from mailoauth.cli.serve import register_serve
 from mailoauth.cli.tokens import register_token_commands
@@ -57,6 +58,7 @@ register_apply(app)
 register_serve(app)
 register_token_commands(app)
 register_key_commands(app)
+register_mail_commands(app)
 
 
 def main() -> None:
