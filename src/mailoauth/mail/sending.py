@@ -12,7 +12,7 @@ import asyncio
 import copy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
 
 import httpx
 
@@ -34,6 +34,7 @@ def prepare_message(mailbox: Mailbox, message: EmailMessage) -> EmailMessage:
     Reply-To, Message-ID and Date filled in where missing."""
     prepared = copy.deepcopy(message)
     address = mailbox.addresses[0] if mailbox.addresses else ""
+    _check_sender(mailbox, prepared)
     if prepared["From"] is None:
         if not address:
             raise ConfigError(
@@ -50,6 +51,23 @@ def prepare_message(mailbox: Mailbox, message: EmailMessage) -> EmailMessage:
     if prepared["Date"] is None:
         prepared["Date"] = formatdate(localtime=True)
     return prepared
+
+
+def _check_sender(mailbox: Mailbox, message: EmailMessage) -> None:
+    """A From (or Sender) the caller set must be one of the mailbox's addresses: the
+    provider would refuse anything else (or, worse, rewrite it), and an alias list is
+    how an admin says which identities an application may use."""
+    allowed = {a.lower() for a in mailbox.addresses}
+    for header in ("From", "Sender"):
+        for value in message.get_all(header, []):
+            for _, addr in getaddresses([str(value)]):
+                if addr and addr.lower() not in allowed:
+                    raise ConfigError(
+                        f"message.{header}",
+                        f"{addr} is not one of mailbox {mailbox.name!r}'s addresses "
+                        f"({', '.join(mailbox.addresses) or 'none'})",
+                        "leave From unset, or add the alias to the mailbox's addresses",
+                    )
 
 
 def api_url(mailbox: Mailbox, provider: Provider, direction: str) -> str:
