@@ -20,7 +20,7 @@ from mailoauth.errors import (
     SaslError,
 )
 from mailoauth.mail import send
-from mailoauth.mail.smtp import send_message
+from mailoauth.mail.smtp import send_message, send_messages
 from mailoauth.models import Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import AccessToken
 from mailoauth.secret import Secret
@@ -267,3 +267,24 @@ async def test_send_fills_the_headers_and_refreshes_a_refused_token_once(
     assert got["Reply-To"] == "replies@example.com"
     assert got["Message-ID"].endswith("@example.com>")
     assert got["Date"]
+
+
+async def test_send_messages_delivers_a_batch_over_one_login(
+    dovecot: Dovecot, secret_for: TokenFor
+):
+    messages = [make_message(f"batch {n}") for n in range(3)]
+    await send_messages(
+        submission(dovecot),
+        ALICE,
+        secret_for(ALICE),
+        messages,
+        ca_file=str(dovecot.ca_path),
+        timeout=10,
+    )
+    got = sorted(m["Message-ID"] for m in inbox(dovecot, BOB))
+    assert got == sorted(m["Message-ID"] for m in messages)
+    logins = [
+        line for line in dovecot.log_text().splitlines() if "submission-login: Info: Login:" in line
+    ]
+    assert len(logins) == 1, logins
+    assert f"user=<{ALICE}>" in logins[0]

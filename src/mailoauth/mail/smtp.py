@@ -14,7 +14,7 @@ transaction, so a retry never delivers twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -40,7 +40,7 @@ from mailoauth.providers import Transport
 from mailoauth.sasl import SaslClient, decode, encode
 from mailoauth.secret import Secret
 
-__all__ = ["Session", "check_login", "send_message", "session"]
+__all__ = ["Session", "check_login", "send_message", "send_messages", "session"]
 
 _MAX_ROUNDS = 4  # the token mechanisms need at most one challenge
 
@@ -259,6 +259,44 @@ async def send_message(
         wire = _wire(open_.smtp, message, open_.host, open_.port)  # size check before login
         await open_.login(mechanism, user, token)
         await _transfer(open_.smtp, wire, open_.host, open_.port)
+
+
+async def send_messages(
+    settings: OutgoingSettings,
+    user: str,
+    token: Secret,
+    messages: Sequence[EmailMessage],
+    *,
+    mechanism: str = "auto",
+    ca_file: str | None = None,
+    timeout: float = 30,
+    transcript: Transcript | None = None,
+) -> None:
+    """Send ``messages`` in order over one connection and one login (RFC 5321 §3.3: a
+    session may hold any number of mail transactions), raising as :func:`send_message`
+    does. Every message is checked (addresses, SMTPUTF8, ``SIZE``) before the login, so
+    one that cannot be sent stops the batch before anything goes. A message the server
+    refuses stops the batch there: those before it were sent, it and those after were
+    not; the exception carries a note saying how many went."""
+    for message in messages:
+        _envelope(message)  # bad input fails before connecting
+    if not messages:
+        return
+    sent = 0
+    try:
+        async with session(
+            settings, token, ca_file=ca_file, timeout=timeout, transcript=transcript
+        ) as open_:
+            host, port = open_.host, open_.port
+            wires = [_wire(open_.smtp, message, host, port) for message in messages]
+            await open_.login(mechanism, user, token)
+            for wire in wires:
+                await _transfer(open_.smtp, wire, host, port)
+                sent += 1
+    except MailError as exc:
+        if sent:
+            exc.add_note(f"{sent} of {len(messages)} messages were sent before this one")
+        raise
 
 
 async def check_login(
