@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from mailoauth.errors import (
     RemoteProtocolError,
     TokenRefused,
 )
+from mailoauth.mail.connect import caused_by_tls
 from mailoauth.mail.fetched import Deliver, FetchedMessage, FetchLedger, FetchReport
 from mailoauth.mail.transcript import REDACTED, Transcript
 from mailoauth.secret import Secret
@@ -122,15 +122,6 @@ def _google_reason(error: dict[str, Any]) -> str:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("reason", ""))
     return str(error.get("status", ""))
-
-
-def _is_tls(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 @dataclass(eq=False)
@@ -262,7 +253,7 @@ class ApiSession:
         self, request: httpx.Request, action: str, exc: httpx.TransportError
     ) -> Exception:
         name, server = self.profile.name, f"{self.host}:{self.port}"
-        if _is_tls(exc):
+        if caused_by_tls(exc):
             return MailConnectionError(
                 f"TLS with {name} at {server} failed ({exc}); check that base_url names the "
                 "API's host and that its certificate is trusted (ca_file)",

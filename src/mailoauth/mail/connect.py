@@ -20,7 +20,14 @@ from mailoauth.errors import ConfigError, MailConnectionError, MailError
 from mailoauth.mail.transcript import Transcript
 from mailoauth.providers import Security
 
-__all__ = ["ConnectOptions", "connect", "default_ehlo_name", "tls_context", "where"]
+__all__ = [
+    "ConnectOptions",
+    "caused_by_tls",
+    "connect",
+    "default_ehlo_name",
+    "tls_context",
+    "where",
+]
 
 _CHECK = "check outgoing.host, outgoing.port and outgoing.security, and that the network allows it"
 
@@ -53,7 +60,8 @@ def _cached_context(ca_file: str | None, mtime: int) -> ssl.SSLContext:
     return context
 
 
-def _is_tls(exc: BaseException) -> bool:
+def caused_by_tls(exc: BaseException) -> bool:
+    """Whether TLS (certificate, handshake) is somewhere in the exception's chain."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError | ssl.CertificateError):
@@ -138,7 +146,7 @@ async def _connect_one(
         raise _tls_error(host, port, exc) from None
     except aiosmtplib.SMTPException as exc:
         smtp.close()
-        if _is_tls(exc):
+        if caused_by_tls(exc):
             raise _tls_error(host, port, exc) from None
         raise
     return smtp
