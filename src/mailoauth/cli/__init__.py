@@ -19,6 +19,7 @@ from mailoauth.cli.context import CliContext
 from mailoauth.cli.keys import register_key_commands
 from mailoauth.cli.mail import register_mail_commands
 from mailoauth.cli.objects import mailbox_app, provider_app, register_apply
+from mailoauth.cli.queue import register_queue_commands
 from mailoauth.cli.serve import register_serve
 from mailoauth.cli.tokens import register_token_commands
 from mailoauth.config import Settings
@@ -59,6 +60,7 @@ register_serve(app)
 register_token_commands(app)
 register_key_commands(app)
 register_mail_commands(app)
+register_queue_commands(app)
 
 
 def main() -> None:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
+import httpx
 import typer
 
+from mailoauth import __version__
 from mailoauth.config import Settings
+from mailoauth.mail.connect import tls_context
+from mailoauth.oauth.tokens import TokenService
 from mailoauth.store import SqlStore, open_store
 from mailoauth.store.keys import key_file_too_open
 
-__all__ = ["CliContext", "settings_of", "store_of"]
+__all__ = ["CliContext", "MailWork", "run_mail", "settings_of", "store_of"]
+
+T = TypeVar("T")
+
+#: What a mail command does inside its one asyncio run.
+MailWork = Callable[[SqlStore, TokenService, httpx.AsyncClient], Awaitable[T]]
 
 
 @dataclass(frozen=True)
@@ -47,3 +58,24 @@ def store_of(ctx: typer.Context, *, create_key: bool = True) -> Iterator[SqlStor
     assert isinstance(obj, CliContext)
     with obj.store(create_key=create_key) as store:
         yield store
+
+
+def run_mail(settings: Settings, store: SqlStore, work: MailWork[T]) -> T:
+    """One asyncio run with one HTTP client (the system's CAs plus ``MAILOAUTH_CA_FILE``)
+    and one token service; refreshes still in flight are drained before the loop ends, so
+    a rotated refresh token is never lost."""
+
+    async def main() -> T:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            headers={"User-Agent": f"mailoauth/{__version__}"},
+            follow_redirects=False,
+            verify=tls_context(settings.ca_file),
+        ) as http:
+            tokens = TokenService(store, http)
+            try:
+                return await work(store, tokens, http)
+            finally:
+                await tokens.drain()
+
+    return asyncio.run(main())

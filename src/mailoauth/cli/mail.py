@@ -8,7 +8,6 @@ are drained before the loop ends, so a rotated refresh token is never lost.
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,16 +22,14 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 
-from mailoauth import __version__
-from mailoauth.cli.context import settings_of, store_of
-from mailoauth.config import Settings
-from mailoauth.errors import ConfigError
+from mailoauth.cli.context import run_mail, settings_of, store_of
+from mailoauth.errors import ConfigError, MailError
 from mailoauth.mail.checking import check
-from mailoauth.mail.connect import tls_context
 from mailoauth.mail.fetching import fetch
 from mailoauth.mail.handlers import maildir_handler
 from mailoauth.mail.sending import send
 from mailoauth.oauth.tokens import TokenService
+from mailoauth.queue import DrainOptions, QueueStatus, drain, enqueue
 from mailoauth.store import SqlStore
 
 __all__ = ["register_mail_commands"]
@@ -47,23 +44,6 @@ def register_mail_commands(app: typer.Typer) -> None:
     app.command("fetch")(fetch_command)
     app.command("test")(check_command)
     app.command("debug")(debug_command)
-
-
-def _run(settings: Settings, store: SqlStore, work: Work[T]) -> T:
-    async def main() -> T:
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=5.0),
-            headers={"User-Agent": f"mailoauth/{__version__}"},
-            follow_redirects=False,
-            verify=tls_context(settings.ca_file),
-        ) as http:
-            tokens = TokenService(store, http)
-            try:
-                return await work(store, tokens, http)
-            finally:
-                await tokens.drain()
-
-    return asyncio.run(main())
 
 
 # --- send -------------------------------------------------------------------------
@@ -133,12 +113,21 @@ def send_command(
     ] = None,
     attach: Annotated[list[Path], typer.Option("--attach", help="Attach a file (repeat).")] = [],  # noqa: B006
     debug: Annotated[bool, typer.Option("--debug", help="Keep a transcript.")] = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue", help="Store it durably first, then try; retried later if it must wait."
+        ),
+    ] = False,
 ) -> None:
     """Send a message from a mailbox (From, Message-ID and Date are filled in)."""
     message = _message(to, cc, bcc, subject, body, file, attach)
     settings = settings_of(ctx)
+    if queue:
+        _send_queued(ctx, name, message, debug)
+        return
     with store_of(ctx) as store:
-        sent = _run(
+        sent = run_mail(
             settings,
             store,
             lambda s, tokens, http: send(
@@ -147,6 +136,37 @@ def send_command(
         )
     count = len(getaddresses([str(v) for h in ("To", "Cc", "Bcc") for v in sent.get_all(h, [])]))
     typer.echo(f"sent {sent['Message-ID']} from {name} to {count} recipient(s)")
+
+
+def _send_queued(ctx: typer.Context, name: str, message: EmailMessage, debug: bool) -> None:
+    """Accept into the queue (durable when this returns), then one delivery run for the
+    mailbox. Exit 0 once queued, unless the server refused the message for good."""
+    settings = settings_of(ctx)
+    with store_of(ctx) as store:
+        entry = enqueue(store, name, message)
+        typer.echo(
+            f"queued {entry.id}: {entry.message_id} from {name} "
+            f"to {len(entry.recipients)} recipient(s)"
+        )
+        options = DrainOptions(debug=debug)
+        run_mail(
+            settings,
+            store,
+            lambda s, tokens, http: drain(
+                s, tokens, http, ca_file=settings.ca_file, mailbox=name, options=options
+            ),
+        )
+        after = store.get_outbound(entry.id)
+    if after.status is QueueStatus.SENT:
+        typer.echo(f"sent {entry.id}")
+    elif after.status in (QueueStatus.FAILED, QueueStatus.DEAD):
+        raise MailError(f"message {entry.id} will not be sent: {after.last_error}")
+    else:
+        typer.echo(
+            f"not sent yet: {after.last_error or 'another run is sending it'}; it stays "
+            f"queued and is tried again from {after.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(`mailoauth queue show {entry.id}`)"
+        )
 
 
 # --- fetch ------------------------------------------------------------------------
@@ -166,7 +186,7 @@ def fetch_command(
     settings = settings_of(ctx)
     deliver = maildir_handler(maildir.absolute()) if maildir is not None else None
     with store_of(ctx) as store:
-        report = _run(
+        report = run_mail(
             settings,
             store,
             lambda s, tokens, http: fetch(
@@ -202,7 +222,7 @@ def check_command(
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         mailbox = store.get_mailbox(name)
-        steps = _run(
+        steps = run_mail(
             settings,
             store,
             lambda s, tokens, http: check(

@@ -14,7 +14,7 @@ transaction, so a retry never delivers twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -40,7 +40,17 @@ from mailoauth.providers import Transport
 from mailoauth.sasl import SaslClient, decode, encode
 from mailoauth.secret import Secret
 
-__all__ = ["Session", "check_login", "send_message", "send_messages", "session"]
+__all__ = [
+    "Envelope",
+    "Outcome",
+    "Session",
+    "check_login",
+    "envelope_of",
+    "send_each",
+    "send_message",
+    "send_messages",
+    "session",
+]
 
 _MAX_ROUNDS = 4  # the token mechanisms need at most one challenge
 
@@ -88,8 +98,13 @@ class _Wire(NamedTuple):
     encoding: str
 
 
-def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
-    sender, recipients = extract_sender(message), extract_recipients(message)
+def envelope_of(message: EmailMessage) -> tuple[str, list[str]]:
+    """The envelope the headers give (From or Sender; To, Cc, Bcc); ConfigError if bad."""
+    recipients = extract_recipients(message)
+    return _check_addresses(extract_sender(message), recipients), recipients
+
+
+def _check_addresses(sender: str | None, recipients: Sequence[str]) -> str:
     if not sender:
         raise ConfigError("message.From", "is missing", "set a From (or Sender) header")
     if not recipients:
@@ -101,12 +116,23 @@ def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
             raise ConfigError(
                 f"message.{field}", f"{address!r} is not an address", "write local-part@domain"
             ) from None
-    return sender, recipients
+    return sender
 
 
 def _wire(smtp: aiosmtplib.SMTP, message: EmailMessage, host: str, port: int) -> _Wire:
     """Flatten for what the server supports; refuse early when it cannot take it."""
-    sender, recipients = _envelope(message)
+    return _wire_to(smtp, message, *envelope_of(message), host, port)
+
+
+def _wire_to(
+    smtp: aiosmtplib.SMTP,
+    message: EmailMessage,
+    sender: str,
+    recipients: list[str],
+    host: str,
+    port: int,
+) -> _Wire:
+    """:func:`_wire` for a given envelope (a queued message keeps the one it came with)."""
     utf8 = not (sender + "".join(recipients)).isascii()
     if utf8 and not smtp.supports_extension("smtputf8"):
         raise MessageRefused(
@@ -252,7 +278,7 @@ async def send_message(
     """Send ``message`` to its To/Cc/Bcc as ``user`` with ``token``; raises
     :class:`~mailoauth.errors.SaslError` when the login is refused (``temporary`` for a
     4xx), :class:`~mailoauth.errors.MailError` subclasses for the rest."""
-    _envelope(message)  # bad input fails before connecting
+    envelope_of(message)  # bad input fails before connecting
     async with session(
         settings, token, ca_file=ca_file, timeout=timeout, transcript=transcript
     ) as open_:
@@ -279,7 +305,7 @@ async def send_messages(
     refuses stops the batch there: those before it were sent, it and those after were
     not; the exception carries a note saying how many went."""
     for message in messages:
-        _envelope(message)  # bad input fails before connecting
+        envelope_of(message)  # bad input fails before connecting
     if not messages:
         return
     sent = 0
@@ -297,6 +323,69 @@ async def send_messages(
         if sent:
             exc.add_note(f"{sent} of {len(messages)} messages were sent before this one")
         raise
+
+
+class Envelope(NamedTuple):
+    """A message and the envelope it goes with (MAIL FROM, RCPT TO)."""
+
+    message: EmailMessage
+    sender: str
+    recipients: list[str]
+
+
+#: ``outcome(index, error)``: message ``index`` was accepted (``error`` None) or refused.
+Outcome = Callable[[int, MessageRefused | ConfigError | None], Awaitable[None]]
+
+
+async def send_each(
+    settings: OutgoingSettings,
+    user: str,
+    token: Secret,
+    messages: Sequence[Envelope],
+    outcome: Outcome,
+    *,
+    mechanism: str = "auto",
+    ca_file: str | None = None,
+    timeout: float = 30,
+    transcript: Transcript | None = None,
+) -> None:
+    """Send ``messages`` over one connection and one login, reporting each one's outcome
+    as soon as it is known: ``outcome(i, None)`` right after the 250 that ends its DATA
+    (RFC 5321 §4.1.1.4: the server took responsibility), or the MessageRefused /
+    ConfigError that concerns it alone (sender, recipients, size, addresses) while the
+    others still go. Whatever concerns the session (connection, login) is raised and
+    holds for every message not reported yet; so does an exception from ``outcome``."""
+    todo: list[int] = []
+    for index, item in enumerate(messages):
+        try:
+            _check_addresses(item.sender, item.recipients)
+        except ConfigError as exc:
+            await outcome(index, exc)  # bad input fails before connecting
+        else:
+            todo.append(index)
+    if not todo:
+        return
+    wires: list[tuple[int, _Wire]] = []
+    async with session(
+        settings, token, ca_file=ca_file, timeout=timeout, transcript=transcript
+    ) as open_:
+        host, port = open_.host, open_.port
+        for index in todo:
+            message, sender, recipients = messages[index]
+            try:
+                wires.append((index, _wire_to(open_.smtp, message, sender, recipients, host, port)))
+            except MessageRefused as exc:  # SMTPUTF8 or SIZE: before the login
+                await outcome(index, exc)
+        if not wires:
+            return
+        await open_.login(mechanism, user, token)
+        for index, wire in wires:
+            try:
+                await _transfer(open_.smtp, wire, host, port)
+            except MessageRefused as exc:
+                await outcome(index, exc)
+            else:
+                await outcome(index, None)
 
 
 async def check_login(

@@ -31,6 +31,7 @@ __all__ = [
     "mailboxes",
     "meta",
     "metadata",
+    "outbound_messages",
     "providers",
     "refresh_leases",
     "transcript_lines",
@@ -188,4 +189,39 @@ transcript_lines: Final = sa.Table(
     sa.Column("protocol", sa.String(16), nullable=False),
     sa.Column("direction", sa.String(1), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
+)
+
+
+#: The durable outbound queue (``mailoauth.queue``): a message is accepted once its row is
+#: committed. ``next_attempt_at`` is when a ``queued`` message is due, and while it is
+#: ``sending`` when the lease of ``lease_owner`` runs out (then anyone may take it over), so
+#: one index answers "what is due?". ``queued_at`` starts the dead-letter age (reset by a
+#: manual retry). The raw bytes are mail content, not secrets: stored as they are.
+outbound_messages: Final = sa.Table(
+    "outbound_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("sender", sa.Text, nullable=False),
+    sa.Column("recipients", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("queued_at", UtcDateTime, nullable=False),
+    sa.Column("last_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
+    sa.Index("ix_outbound_messages_due", "status", "next_attempt_at"),
 )

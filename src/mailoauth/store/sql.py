@@ -14,7 +14,7 @@ of writing secrets under a key that no longer exists (``reload_key``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -23,20 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from mailoauth.errors import ConfigError, InUseError, NotFoundError, SecretKeyError
-from mailoauth.models import (
-    Grant,
-    Mailbox,
-    Provider,
-    TranscriptLine,
-    check_mailbox_with_provider,
-)
-from mailoauth.store import leases, mailstate, rows
+from mailoauth.models import Grant, Mailbox, Provider, check_mailbox_with_provider
+from mailoauth.store import leases, mailstate, outbound, rows
 from mailoauth.store.base import Change, ChangeReport
 from mailoauth.store.crypto import Cipher, SecretKey, blob_key_id
 from mailoauth.store.engine import read_transaction, write_transaction
-from mailoauth.store.mailstate import TRANSCRIPT_KEEP
 from mailoauth.store.schema import grants, mailboxes, providers
 from mailoauth.store.sealed import record_key_id, sealed_blobs, stored_key_id
+from mailoauth.store.sql_state import MailStateMethods, OutboundMethods
 
 __all__ = ["SqlStore"]
 
@@ -57,8 +51,9 @@ _MAILBOX_SELECT = sa.select(
 ).join_from(mailboxes, providers, mailboxes.c.provider_id == providers.c.id)
 
 
-class SqlStore:
-    """Providers, mailboxes and grants in a SQL database, secrets sealed with one key."""
+class SqlStore(MailStateMethods, OutboundMethods):
+    """Providers, mailboxes and grants in a SQL database, secrets sealed with one key;
+    mail state and the outbound queue come from :mod:`.sql_state`."""
 
     def __init__(
         self,
@@ -172,45 +167,6 @@ class SqlStore:
     def release_refresh(self, mailbox: str, owner: str) -> None:
         with self._write() as conn:
             leases.release(conn, self._mailbox_row(conn, mailbox).id, owner)
-
-    # --- mail state: fetch cursors, seen ids, transcripts (see :mod:`.mailstate`) -------
-
-    def get_fetch_cursor(self, mailbox: str, folder: str) -> tuple[str, str] | None:
-        with read_transaction(self._engine) as conn:
-            return mailstate.cursor(conn, self._mailbox_row(conn, mailbox).id, folder)
-
-    def put_fetch_cursor(self, mailbox: str, folder: str, validity: str, position: str) -> None:
-        with self._write() as conn:
-            mailbox_id = self._mailbox_row(conn, mailbox).id
-            mailstate.put_cursor(conn, mailbox_id, folder, validity, position, self._clock())
-
-    def fetch_seen(self, mailbox: str, folder: str) -> set[str]:
-        with read_transaction(self._engine) as conn:
-            return mailstate.seen(conn, self._mailbox_row(conn, mailbox).id, folder)
-
-    def add_fetch_seen(self, mailbox: str, folder: str, item: str) -> None:
-        with self._write() as conn:
-            mailstate.add_seen(conn, self._mailbox_row(conn, mailbox).id, folder, item)
-
-    def keep_fetch_seen(self, mailbox: str, folder: str, present: Collection[str]) -> int:
-        with self._write() as conn:
-            return mailstate.keep_seen(conn, self._mailbox_row(conn, mailbox).id, folder, present)
-
-    def append_transcript(
-        self, mailbox: str, lines: Sequence[TranscriptLine], *, keep: int = TRANSCRIPT_KEEP
-    ) -> None:
-        with self._write() as conn:
-            mailstate.append_transcript(conn, self._mailbox_row(conn, mailbox).id, lines, keep)
-
-    def read_transcript(
-        self, mailbox: str, *, limit: int = TRANSCRIPT_KEEP
-    ) -> list[TranscriptLine]:
-        with read_transaction(self._engine) as conn:
-            return mailstate.read_transcript(conn, self._mailbox_row(conn, mailbox).id, limit)
-
-    def clear_transcript(self, mailbox: str) -> int:
-        with self._write() as conn:
-            return mailstate.clear_transcript(conn, self._mailbox_row(conn, mailbox).id)
 
     # --- whole configurations -------------------------------------------------------
 
@@ -402,7 +358,16 @@ class SqlStore:
         conn.execute(sa.delete(providers).where(providers.c.id == row.id))
 
     def _delete_mailbox(self, conn: Connection, mailbox_id: int) -> None:
+        unsent = outbound.pending(conn, mailbox_id)
+        if unsent:
+            name = conn.scalar(sa.select(mailboxes.c.name).where(mailboxes.c.id == mailbox_id))
+            raise InUseError(
+                f"mailbox {name!r} has {unsent} queued message(s) not sent; let them go out "
+                f"(`mailoauth queue list --mailbox {name}`) or delete them with "
+                f"`mailoauth queue purge --mailbox {name}` first"
+            )
         # The foreign key cascades too; deleting explicitly does not depend on it.
+        outbound.forget(conn, mailbox_id)
         mailstate.forget(conn, mailbox_id)
         conn.execute(sa.delete(grants).where(grants.c.mailbox_id == mailbox_id))
         conn.execute(sa.delete(mailboxes).where(mailboxes.c.id == mailbox_id))

@@ -1,0 +1,35 @@
+"""The durable outbound queue: accept = persisted; deliver with retries; dead letters.
+
+::
+
+    mailoauth.queue
+    ├── accept      enqueue(): complete the headers, commit bytes + envelope, then return
+    ├── drain       drain(): claim what is due under a lease, deliver, settle, report
+    ├── delivery    one mailbox's batch over SMTP (one login), Graph or the Gmail API
+    └── policy      is_temporary / decide: sent, retry (backoff, full jitter), failed, dead
+
+Statuses: ``queued`` → ``sending`` (leased) → ``sent`` | ``failed`` | ``dead``; a
+temporary failure puts the message back to ``queued`` with its next attempt in the
+future. The rows live in the store (:mod:`mailoauth.store.outbound`); ``mailoauth queue``
+is the shell's view of them, docs/mail.md#queue the operator's.
+"""
+
+from __future__ import annotations
+
+from mailoauth.queue.accept import enqueue
+from mailoauth.queue.drain import DrainOptions, DrainReport, drain
+from mailoauth.queue.policy import DEFAULT_SCHEDULE, RetrySchedule, decide, is_temporary
+from mailoauth.store import QueuedMessage, QueueStatus
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "DrainOptions",
+    "DrainReport",
+    "QueueStatus",
+    "QueuedMessage",
+    "RetrySchedule",
+    "decide",
+    "drain",
+    "enqueue",
+    "is_temporary",
+]
