@@ -5,12 +5,20 @@ authorization codes, and nothing secret may reach a log (DESIGN.md invariant 3).
 
 On SIGTERM uvicorn shuts down gracefully and then re-raises the signal through the handler
 that was installed before it started. We install a no-op one, so after the graceful stop
-the command goes on to close the store and exits 0, as service managers expect.
+the command goes on to close the store and exits 0, as service managers expect. The
+graceful stop includes the app's lifespan shutdown: the scheduler stops and token
+refreshes in flight are drained (``web/app.py``).
+
+The service's own log (``mailoauth.*`` loggers: the scheduler's fetches, failures and
+expiry warnings) goes to stderr at INFO level, one line per event; nothing secret is
+logged.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -21,6 +29,17 @@ from mailoauth.errors import ConfigError
 from mailoauth.validate import is_loopback_host
 
 __all__ = ["register_serve"]
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("mailoauth")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def register_serve(app: typer.Typer) -> None:
@@ -36,7 +55,7 @@ def register_serve(app: typer.Typer) -> None:
             typer.Option(help="Public URL behind a reverse proxy (default $MAILOAUTH_BASE_URL)."),
         ] = None,
     ) -> None:
-        """Run the service: web console, API, OAuth redirect endpoint."""
+        """Run the service: web console, API, OAuth redirect endpoint, scheduler."""
         from mailoauth.web.app import create_app  # the web stack loads only for serve
 
         settings = settings_of(ctx).override(listen=listen, base_url=base_url)
@@ -62,6 +81,7 @@ def register_serve(app: typer.Typer) -> None:
                 log_level="warning",
                 lifespan="on",
             )
+            _log_to_stderr()
             previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
             try:
                 uvicorn.Server(config).run()

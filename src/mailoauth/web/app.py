@@ -7,35 +7,98 @@ nothing blocking may run on the event loop.
 
 There is no login yet, so ``mailoauth serve`` binds loopback addresses only, and no page
 shows a secret: secret fields appear as "set" at most.
+
+The ASGI lifespan builds what the whole service shares — one ``httpx.AsyncClient``
+(trusting the system's CAs plus ``MAILOAUTH_CA_FILE``), one
+:class:`~mailoauth.oauth.tokens.TokenService` — and runs the
+:class:`~mailoauth.scheduler.Scheduler` beside the routes: refresh-ahead, polling, and the
+outbound queue's :func:`~mailoauth.queue.drain`. At shutdown (SIGTERM) it stops
+the scheduler, then drains the token refreshes in flight, so a rotated refresh token is
+stored before the process ends. ``background=False`` serves the routes alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from mailoauth import __version__
+from mailoauth import __version__, queue
 from mailoauth.config import Settings
 from mailoauth.errors import MailoauthError
+from mailoauth.mail.connect import tls_context
+from mailoauth.oauth.tokens import TokenService
+from mailoauth.scheduler import Scheduler, ServiceWork, load_snapshot, state_counts
 from mailoauth.store import Store
+from mailoauth.store.outbound import QueueStatus
+from mailoauth.web.metrics import CONTENT_TYPE, MetricsView, render_metrics
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("mailoauth.service")
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-def create_app(settings: Settings, store: Store) -> FastAPI:
+@dataclass
+class _Runtime:
+    """What the lifespan builds, for the routes (None outside it or without background)."""
+
+    http: httpx.AsyncClient | None = None
+    tokens: TokenService | None = None
+    scheduler: Scheduler | None = None
+
+
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=5.0),
+        headers={"User-Agent": f"mailoauth/{__version__}"},
+        follow_redirects=False,
+        verify=tls_context(settings.ca_file),
+    )
+
+
+def create_app(settings: Settings, store: Store, *, background: bool = True) -> FastAPI:
+    runtime = _Runtime()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not background:
+            yield
+            return
+        async with _http_client(settings) as http:
+            tokens = TokenService(store, http)
+            work = ServiceWork(store, tokens, http, ca_file=settings.ca_file)
+            drain = functools.partial(queue.drain, store, tokens, http, ca_file=settings.ca_file)
+            scheduler = Scheduler(work, drain=drain)
+            runtime.http, runtime.tokens, runtime.scheduler = http, tokens, scheduler
+            scheduler.start()
+            try:
+                yield
+            finally:
+                await scheduler.stop()
+                unfinished = await tokens.drain()  # failures are recorded on the grants
+                log.info("token refreshes drained (%d ended with an error)", len(unfinished))
+                runtime.http = runtime.tokens = runtime.scheduler = None
+
     app = FastAPI(
         title="mailoauth",
         version=__version__,
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
+        lifespan=lifespan,
     )
     templates = Jinja2Templates(directory=_TEMPLATES)
 
@@ -46,6 +109,20 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         except MailoauthError:
             return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        scheduler = runtime.scheduler
+        try:
+            mailboxes = state_counts(await asyncio.to_thread(load_snapshot, store))
+            by_status = await asyncio.to_thread(store.outbound_counts)
+            depth: int | None = by_status.get(QueueStatus.QUEUED, 0) + by_status.get(
+                QueueStatus.SENDING, 0
+            )
+        except MailoauthError:
+            mailboxes, depth = None, None  # the store is down: the counters still report
+        view = MetricsView(scheduler.status() if scheduler else None, mailboxes, queue_depth=depth)
+        return Response(render_metrics(view), media_type=CONTENT_TYPE)
 
     @app.get("/", response_class=HTMLResponse)
     def overview(request: Request) -> HTMLResponse:
