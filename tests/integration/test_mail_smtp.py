@@ -20,7 +20,8 @@ from mailoauth.errors import (
     SaslError,
 )
 from mailoauth.mail import send
-from mailoauth.mail.smtp import send_message, send_messages
+from mailoauth.mail.smtp import send_message
+from mailoauth.mail.smtp_batch import send_messages
 from mailoauth.models import Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import AccessToken
 from mailoauth.secret import Secret

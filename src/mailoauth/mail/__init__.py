@@ -7,7 +7,7 @@
     ├── fetching    fetch(): IMAP / POP3 / Graph / Gmail API into a handler, no loss
     ├── checking    check(): the whole chain step by step (``mailoauth test``)
     ├── auth        with_token (refresh once on a refused token), recording (transcripts)
-    ├── smtp, connect, mechanism          SMTP submission on aiosmtplib + mailoauth.sasl
+    ├── smtp, smtp_batch, connect, mechanism  SMTP submission on aiosmtplib + mailoauth.sasl
     ├── imap, pop3, stream                IMAP / POP3 clients over mailoauth.protocols
     ├── graph, gmail                      the HTTPS mail APIs
     ├── handlers                          Maildir, webhook: where fetched mail goes

@@ -7,6 +7,7 @@ problem, and it says so.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import socket
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
 
 from mailoauth.errors import ConfigError, MailConnectionError, MailError
 from mailoauth.mail.transcript import Transcript
@@ -23,6 +25,7 @@ from mailoauth.providers import Security
 __all__ = [
     "ConnectOptions",
     "caused_by_tls",
+    "close",
     "connect",
     "default_ehlo_name",
     "tls_context",
@@ -79,6 +82,26 @@ def _tls_error(host: str, port: int, exc: BaseException) -> MailConnectionError:
         port=port,
         tls=True,
     )
+
+
+async def close(
+    smtp: aiosmtplib.SMTP, protocol: SMTPProtocol | None = None, wait: float = 1.0
+) -> None:
+    """Close and wait (briefly) until the transport is really gone.
+
+    aiosmtplib's ``close()`` only starts closing: with TLS, the socket is released after
+    the TLS shutdown, on a later turn of the loop. Returning before that leaks the socket
+    when the caller's loop ends next (``ResourceWarning: unclosed transport``, flaky under
+    load). ``protocol``: the connection's protocol object taken before a ``QUIT``, which
+    closes and forgets it by itself."""
+    protocol = protocol or smtp.protocol
+    smtp.close()
+    if protocol is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while protocol.transport is not None and loop.time() < deadline:
+        await asyncio.sleep(0.002)
 
 
 @functools.cache
@@ -139,13 +162,13 @@ async def _connect_one(
             await smtp.starttls()
             await smtp.ehlo()
     except MailError:
-        smtp.close()
+        await close(smtp)
         raise
     except (ssl.SSLError, ssl.CertificateError) as exc:
-        smtp.close()
+        await close(smtp)
         raise _tls_error(host, port, exc) from None
     except aiosmtplib.SMTPException as exc:
-        smtp.close()
+        await close(smtp)
         if caused_by_tls(exc):
             raise _tls_error(host, port, exc) from None
         raise

@@ -31,7 +31,7 @@ from mailoauth.mail.auth import recording, with_token
 from mailoauth.mail.gmail import send_gmail
 from mailoauth.mail.graph import send_graph
 from mailoauth.mail.sending import api_url, app_only_user
-from mailoauth.mail.smtp import Envelope, send_each
+from mailoauth.mail.smtp_batch import Envelope, send_each
 from mailoauth.mail.transcript import Transcript
 from mailoauth.models import Mailbox
 from mailoauth.oauth.tokens import AccessToken, TokenService
