@@ -17,6 +17,9 @@ environment variable       meaning (default)
 ``MAILOAUTH_LISTEN``       ``HOST:PORT`` the service binds (``127.0.0.1:8025``)
 ``MAILOAUTH_CA_FILE``      a PEM file of extra CAs to trust (beside the system's) for
                            mail servers, mail APIs and webhooks with a private CA
+``MAILOAUTH_RELAY_SMTP``   ``HOST:PORT`` of the SMTP relay for password-only apps
+                           (``127.0.0.1:2525``); empty or ``off``: no relay. Loopback
+                           only until the relay has TLS
 =========================  ===========================================================
 """
 
@@ -30,12 +33,20 @@ from urllib.parse import urlsplit
 
 from mailoauth.errors import ConfigError
 from mailoauth.secret import Secret
-from mailoauth.validate import check_redirect_uri
+from mailoauth.validate import check_redirect_uri, is_loopback_host
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTEN", "Settings", "parse_listen"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_LISTEN",
+    "DEFAULT_RELAY_SMTP",
+    "Settings",
+    "parse_listen",
+    "parse_relay",
+]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8025"
 DEFAULT_LISTEN = "127.0.0.1:8025"
+DEFAULT_RELAY_SMTP = "127.0.0.1:2525"
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -51,6 +62,21 @@ def parse_listen(field: str, value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(field, f"{value!r} is not HOST:PORT", "e.g. 127.0.0.1:8025")
     return host, int(port)
+
+
+def parse_relay(field: str, value: str) -> tuple[str, int] | None:
+    """A relay listener's ``HOST:PORT``, or None for "" / "off"; loopback only for now."""
+    if value.strip().lower() in ("", "off"):
+        return None
+    host, port = parse_listen(field, value)
+    if not is_loopback_host(host):
+        raise ConfigError(
+            field,
+            f"{host} is not a loopback address, and the relay has no TLS yet (it comes "
+            "later): passwords would cross the network in the clear",
+            "bind 127.0.0.1 (or ::1) and run the application on the same host",
+        )
+    return host, port
 
 
 def _check_base_url(value: str) -> str:
@@ -71,6 +97,7 @@ class Settings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8025
     ca_file: str | None = None
+    relay_smtp: tuple[str, int] | None = ("127.0.0.1", 2525)
 
     @classmethod
     def load(
@@ -92,6 +119,9 @@ class Settings:
             key_file=Path(env.get("MAILOAUTH_KEY_FILE") or data_dir / "secret.key").expanduser(),
             secret_key=Secret(key) if key else None,
             ca_file=env.get("MAILOAUTH_CA_FILE") or None,
+            relay_smtp=parse_relay(
+                "relay_smtp", env.get("MAILOAUTH_RELAY_SMTP", DEFAULT_RELAY_SMTP)
+            ),
         )
         return settings.override(
             listen=listen or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN,

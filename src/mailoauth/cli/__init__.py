@@ -20,6 +20,7 @@ from mailoauth.cli.keys import register_key_commands
 from mailoauth.cli.mail import register_mail_commands
 from mailoauth.cli.objects import mailbox_app, provider_app, register_apply
 from mailoauth.cli.queue import register_queue_commands
+from mailoauth.cli.relay import register_relay_commands
 from mailoauth.cli.serve import register_serve
 from mailoauth.cli.tokens import register_token_commands
 from mailoauth.config import Settings
@@ -61,6 +62,7 @@ register_token_commands(app)
 register_key_commands(app)
 register_mail_commands(app)
 register_queue_commands(app)
+register_relay_commands(app)
 
 
 def main() -> None:

@@ -28,10 +28,10 @@ from mailoauth.cli.context import settings_of, store_of
 from mailoauth.errors import ConfigError
 from mailoauth.validate import is_loopback_host
 
-__all__ = ["register_serve"]
+__all__ = ["log_to_stderr", "register_serve"]
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     logger = logging.getLogger("mailoauth")
     if logger.handlers:
         return
@@ -81,7 +81,7 @@ def register_serve(app: typer.Typer) -> None:
                 log_level="warning",
                 lifespan="on",
             )
-            _log_to_stderr()
+            log_to_stderr()
             previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
             try:
                 uvicorn.Server(config).run()

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from mailoauth.models import Grant, Mailbox, Provider, TranscriptLine
 from mailoauth.store.outbound import NewMessage, QueuedMessage, QueueStatus
+from mailoauth.store.relay_users import RelayUser
 
 __all__ = ["Change", "ChangeReport", "Store"]
 
@@ -104,6 +105,13 @@ class Store(Protocol):
     def purge_outbound_where(
         self, *, sent_before: datetime | None = None, mailbox: str | None = None
     ) -> int: ...
+
+    # the relay's local logins (relay_users.py): a verifier of a generated password
+    def list_relay_users(self) -> list[RelayUser]: ...
+    def get_relay_user(self, name: str) -> RelayUser: ...
+    def add_relay_user(self, user: RelayUser) -> None: ...
+    def set_relay_verifier(self, name: str, verifier: str, *, now: datetime) -> RelayUser: ...
+    def delete_relay_user(self, name: str) -> None: ...
 
     # whole configurations
     def apply(

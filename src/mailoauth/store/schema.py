@@ -34,6 +34,7 @@ __all__ = [
     "outbound_messages",
     "providers",
     "refresh_leases",
+    "relay_users",
     "transcript_lines",
 ]
 
@@ -224,4 +225,27 @@ outbound_messages: Final = sa.Table(
     sa.Column("last_attempt_at", UtcDateTime, nullable=True),
     sa.Column("sent_at", UtcDateTime, nullable=True),
     sa.Index("ix_outbound_messages_due", "status", "next_attempt_at"),
+)
+
+
+#: The relay's local logins (``mailoauth.relay.users``): one per application, bound to one
+#: mailbox. ``verifier`` is a salted SHA-256 of a random password (never the password);
+#: ``allow_from`` (JSON list, empty: the mailbox's addresses) and ``protocols`` (JSON list).
+relay_users: Final = sa.Table(
+    "relay_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("verifier", sa.String(200), nullable=False),
+    sa.Column("allow_from", sa.Text, nullable=False),
+    sa.Column("protocols", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("password_set_at", UtcDateTime, nullable=False),
 )

@@ -28,6 +28,7 @@ from mailoauth.store import leases, mailstate, outbound, rows
 from mailoauth.store.base import Change, ChangeReport
 from mailoauth.store.crypto import Cipher, SecretKey, blob_key_id
 from mailoauth.store.engine import read_transaction, write_transaction
+from mailoauth.store.relay_users import RelayUserMethods
 from mailoauth.store.schema import grants, mailboxes, providers
 from mailoauth.store.sealed import record_key_id, sealed_blobs, stored_key_id
 from mailoauth.store.sql_state import MailStateMethods, OutboundMethods
@@ -51,9 +52,10 @@ _MAILBOX_SELECT = sa.select(
 ).join_from(mailboxes, providers, mailboxes.c.provider_id == providers.c.id)
 
 
-class SqlStore(MailStateMethods, OutboundMethods):
+class SqlStore(MailStateMethods, OutboundMethods, RelayUserMethods):
     """Providers, mailboxes and grants in a SQL database, secrets sealed with one key;
-    mail state and the outbound queue come from :mod:`.sql_state`."""
+    mail state and the outbound queue come from :mod:`.sql_state`, the relay's logins
+    from :mod:`.relay_users`."""
 
     def __init__(
         self,
