@@ -1,6 +1,6 @@
 """``mailoauth queue list | show | retry | purge | run``: the outbound queue from the shell.
 
-The queue holds what ``mailoauth send --queue`` (and, later, the relay) accepted; the
+The queue holds what ``mailoauth send --queue`` and the SMTP relay accepted; the
 service's scheduler drains it, ``queue run`` does one run by hand. ``show`` prints the
 headers, never the body unless asked: a queued message is someone's mail.
 """
