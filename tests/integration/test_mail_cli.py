@@ -14,6 +14,7 @@ import pytest
 
 from tests.cli import Cli
 from tests.integration.test_oauth_cli import authorize_in_browser
+from tests.mail_setup import apply_password_mailboxes
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
@@ -25,30 +26,14 @@ pytestmark = pytest.mark.integration
 def mail_cli(cli: Cli, auth_server: AuthServer, dovecot: Dovecot, tmp_path: Path) -> Cli:
     """Providers and mailboxes for ALICE (submission + IMAPS) and BOB (submission + POP3S),
     both on the password grant, trusting Dovecot's test CA."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
-    for user in (ALICE, BOB):
-        auth_server.add_user(user, PASSWORD)
-    cli.env.update(
-        {"APP_SECRET": "app-secret", "MAIL_PW": PASSWORD, "MAILOAUTH_CA_FILE": str(dovecot.ca_path)}
-    )
-    config = tmp_path / "mail.toml"
-    config.write_text(
-        f"""
-[providers.test]
-kind = "generic"
-client_id = "app"
-client_secret = "env:APP_SECRET"
-token_url = "{auth_server.token_url}"
-authorization_url = "{auth_server.authorize_url}"
-scopes = ["mail"]
-"""
-        + "".join(
-            f"""
-[mailboxes.{name}]
-provider = "test"
+    return apply_password_mailboxes(
+        cli,
+        auth_server,
+        dovecot,
+        tmp_path,
+        {
+            name: f"""
 login = "{login}"
-grant = "password"
-password = "env:MAIL_PW"
 display_name = "{name.title()}"
 outgoing = {{ host = "127.0.0.1", port = {dovecot.ports.submission} }}
 incoming = {{ transport = "{incoming}", host = "127.0.0.1", port = {port}, security = "ssl" }}
@@ -57,10 +42,8 @@ incoming = {{ transport = "{incoming}", host = "127.0.0.1", port = {port}, secur
                 ("alice", ALICE, "imap", dovecot.ports.imaps),
                 ("bob", BOB, "pop3", dovecot.ports.pop3s),
             )
-        )
+        },
     )
-    cli.ok("apply", str(config))
-    return cli
 
 
 def maildir_messages(path: Path) -> list[email.message.EmailMessage]:

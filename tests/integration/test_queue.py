@@ -29,6 +29,7 @@ from mailoauth.queue import DrainReport, QueueStatus, drain, enqueue
 from mailoauth.secret import Secret
 from mailoauth.store import SqlStore, open_store
 from tests.cli import MAILOAUTH, Cli
+from tests.mail_setup import apply_password_mailboxes
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
@@ -257,36 +258,19 @@ async def test_graph_batches_and_envelope_recipients_missing_from_the_headers(
 
 @pytest.fixture
 def queue_cli(cli: Cli, auth_server: AuthServer, dovecot: Dovecot, tmp_path: Path) -> Cli:
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
-    auth_server.add_user(ALICE, PASSWORD)
-    cli.env.update(
-        {"APP_SECRET": "app-secret", "MAIL_PW": PASSWORD, "MAILOAUTH_CA_FILE": str(dovecot.ca_path)}
-    )
-    config = tmp_path / "mail.toml"
-    config.write_text(
-        f"""
-[providers.test]
-kind = "generic"
-client_id = "app"
-client_secret = "env:APP_SECRET"
-token_url = "{auth_server.token_url}"
-authorization_url = "{auth_server.authorize_url}"
-scopes = ["mail"]
-"""
-        + "".join(
-            f"""
-[mailboxes.{name}]
-provider = "test"
+    return apply_password_mailboxes(
+        cli,
+        auth_server,
+        dovecot,
+        tmp_path,
+        {
+            name: f"""
 login = "{ALICE}"
-grant = "password"
-password = "env:MAIL_PW"
 outgoing = {{ host = "127.0.0.1", port = {port} }}
 """
             for name, port in (("alice", dovecot.ports.submission), ("down", free_port()))
-        )
+        },
     )
-    cli.ok("apply", str(config))
-    return cli
 
 
 def test_send_queue_and_the_queue_commands(queue_cli: Cli, dovecot: Dovecot):

@@ -19,9 +19,10 @@ import pytest
 
 from tests.cli import MAILOAUTH, Cli
 from tests.integration.test_scheduler import serving
+from tests.mail_setup import apply_password_mailboxes
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
-from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
+from tests.peers.dovecot import ALICE, BOB, Dovecot
 
 pytestmark = pytest.mark.integration
 
@@ -29,36 +30,19 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def relay_cli(cli: Cli, auth_server: AuthServer, dovecot: Dovecot, tmp_path: Path) -> Cli:
     """Mailbox alice (password grant, submission on Dovecot) and a free relay port."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
-    auth_server.add_user(ALICE, PASSWORD)
-    cli.env.update(
+    cli.env["MAILOAUTH_RELAY_SMTP"] = f"127.0.0.1:{free_port()}"
+    return apply_password_mailboxes(
+        cli,
+        auth_server,
+        dovecot,
+        tmp_path,
         {
-            "APP_SECRET": "app-secret",
-            "MAIL_PW": PASSWORD,
-            "MAILOAUTH_CA_FILE": str(dovecot.ca_path),
-            "MAILOAUTH_RELAY_SMTP": f"127.0.0.1:{free_port()}",
-        }
-    )
-    config = tmp_path / "mail.toml"
-    config.write_text(
-        f"""
-[providers.test]
-kind = "generic"
-client_id = "app"
-client_secret = "env:APP_SECRET"
-token_url = "{auth_server.token_url}"
-scopes = ["mail"]
-
-[mailboxes.alice]
-provider = "test"
+            "alice": f"""
 login = "{ALICE}"
-grant = "password"
-password = "env:MAIL_PW"
 outgoing = {{ host = "127.0.0.1", port = {dovecot.ports.submission} }}
 """
+        },
     )
-    cli.ok("apply", str(config))
-    return cli
 
 
 def relay_port(cli: Cli) -> int:
@@ -174,7 +158,8 @@ def test_the_relay_runs_alone_and_stops_on_sigterm(relay_cli: Cli, dovecot: Dove
     assert password not in err
 
 
-def test_a_non_loopback_relay_address_is_refused_until_tls_exists(relay_cli: Cli):
+def test_a_non_loopback_relay_address_is_refused_without_tls(relay_cli: Cli):
     problem = relay_cli.fails("relay-user", "list", env={"MAILOAUTH_RELAY_SMTP": "0.0.0.0:2525"})
     assert problem.startswith("relay_smtp: 0.0.0.0 is not a loopback address")
-    assert "no TLS yet" in problem
+    assert "no TLS certificate" in problem
+    assert "MAILOAUTH_RELAY_TLS_CERT" in problem

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli import MAILOAUTH, Cli
 from tests.integration.test_serve import wait_healthy
+from tests.mail_setup import apply_password_mailboxes
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, PASSWORD, Dovecot
@@ -35,27 +36,15 @@ MESSAGE = (
 @pytest.fixture
 def alice(cli: Cli, auth_server: AuthServer, dovecot: Dovecot, tmp_path: Path) -> Path:
     """ALICE on the password grant, fetching IMAPS into a Maildir; returns the Maildir."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
-    auth_server.add_user(ALICE, PASSWORD)
-    cli.env.update(
-        {"APP_SECRET": "app-secret", "MAIL_PW": PASSWORD, "MAILOAUTH_CA_FILE": str(dovecot.ca_path)}
-    )
     maildir = tmp_path / "alice-mail"
-    config = tmp_path / "mail.toml"
-    config.write_text(
-        f"""
-[providers.test]
-kind = "generic"
-client_id = "app"
-client_secret = "env:APP_SECRET"
-token_url = "{auth_server.token_url}"
-scopes = ["mail"]
-
-[mailboxes.alice]
-provider = "test"
+    apply_password_mailboxes(
+        cli,
+        auth_server,
+        dovecot,
+        tmp_path,
+        {
+            "alice": f"""
 login = "{ALICE}"
-grant = "password"
-password = "env:MAIL_PW"
 
 [mailboxes.alice.incoming]
 transport = "imap"
@@ -64,8 +53,8 @@ port = {dovecot.ports.imaps}
 security = "ssl"
 deliver = "maildir:{maildir}"
 """
+        },
     )
-    cli.ok("apply", str(config))
     return maildir
 
 

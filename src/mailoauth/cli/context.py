@@ -11,9 +11,8 @@ from typing import TypeVar
 import httpx
 import typer
 
-from mailoauth import __version__
 from mailoauth.config import Settings
-from mailoauth.mail.connect import tls_context
+from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.store import SqlStore, open_store
 from mailoauth.store.keys import key_file_too_open
@@ -66,12 +65,7 @@ def run_mail(settings: Settings, store: SqlStore, work: MailWork[T]) -> T:
     a rotated refresh token is never lost."""
 
     async def main() -> T:
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=5.0),
-            headers={"User-Agent": f"mailoauth/{__version__}"},
-            follow_redirects=False,
-            verify=tls_context(settings.ca_file),
-        ) as http:
+        async with http_client(settings.ca_file) as http:
             tokens = TokenService(store, http)
             try:
                 return await work(store, tokens, http)

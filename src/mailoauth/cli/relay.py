@@ -14,16 +14,15 @@ import logging
 import signal
 from typing import Annotated
 
-import httpx
 import typer
 
-from mailoauth import __version__, queue
+from mailoauth import queue
 from mailoauth.cli.context import settings_of, store_of
 from mailoauth.cli.render import print_json, print_table
 from mailoauth.cli.serve import log_to_stderr
 from mailoauth.config import DEFAULT_RELAY_SMTP, Settings
 from mailoauth.errors import ConfigError
-from mailoauth.mail.connect import tls_context
+from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.relay import RelayProtocol, SmtpRelay, add_user, reset_password
 from mailoauth.store import RelayUser, Store
@@ -182,12 +181,7 @@ async def _run_relay(settings: Settings, store: Store, where: tuple[str, int]) -
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=5.0),
-        headers={"User-Agent": f"mailoauth/{__version__}"},
-        follow_redirects=False,
-        verify=tls_context(settings.ca_file),
-    ) as http:
+    async with http_client(settings.ca_file) as http:
         tokens = TokenService(store, http)
         drain = functools.partial(queue.drain, store, tokens, http, ca_file=settings.ca_file)
 

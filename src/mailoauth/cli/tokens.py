@@ -18,11 +18,12 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 
-from mailoauth import __version__, oauth
+from mailoauth import oauth
 from mailoauth.cli import render
 from mailoauth.cli.context import settings_of, store_of
 from mailoauth.config import Settings
 from mailoauth.errors import AuthorizationNeeded, ConfigError
+from mailoauth.mail.connect import http_client
 from mailoauth.models import Mailbox, Provider, mailbox_scopes
 from mailoauth.oauth.loopback import wait_for_redirect
 from mailoauth.oauth.tokens import TokenService, grant_from_token_set
@@ -32,14 +33,6 @@ from mailoauth.store import SqlStore
 __all__ = ["register_token_commands"]
 
 T = TypeVar("T")
-
-
-def http_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(15.0, connect=5.0),
-        headers={"User-Agent": f"mailoauth/{__version__}"},
-        follow_redirects=False,
-    )
 
 
 def _run(work: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
+import httpx
 from aiosmtplib.protocol import SMTPProtocol
 
+from mailoauth import __version__
 from mailoauth.errors import ConfigError, MailConnectionError, MailError
 from mailoauth.mail.transcript import Transcript
 from mailoauth.providers import Security
@@ -28,6 +30,7 @@ __all__ = [
     "close",
     "connect",
     "default_ehlo_name",
+    "http_client",
     "tls_context",
     "where",
 ]
@@ -52,6 +55,18 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
         raise ConfigError(
             "ca_file", f"{ca_file!r} cannot be read ({exc})", "give a PEM CA file"
         ) from None
+
+
+def http_client(ca_file: str | None = None) -> httpx.AsyncClient:
+    """The HTTP client of a mailoauth process (token endpoints, Graph, Gmail, webhooks):
+    the same trust as mail connections, no redirects (a redirect must never carry a token
+    or a message somewhere the configuration does not name), bounded timeouts."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=5.0),
+        headers={"User-Agent": f"mailoauth/{__version__}"},
+        follow_redirects=False,
+        verify=tls_context(ca_file),
+    )
 
 
 @functools.lru_cache(maxsize=16)

@@ -39,7 +39,7 @@ from fastapi.templating import Jinja2Templates
 from mailoauth import __version__, queue
 from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, MailoauthError
-from mailoauth.mail.connect import tls_context
+from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.relay import SmtpRelay
 from mailoauth.scheduler import Scheduler, ServiceWork, load_snapshot, state_counts
@@ -61,15 +61,6 @@ class _Runtime:
     http: httpx.AsyncClient | None = None
     tokens: TokenService | None = None
     scheduler: Scheduler | None = None
-
-
-def _http_client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=5.0),
-        headers={"User-Agent": f"mailoauth/{__version__}"},
-        follow_redirects=False,
-        verify=tls_context(settings.ca_file),
-    )
 
 
 async def _start_relay(
@@ -100,7 +91,7 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
         if not background:
             yield
             return
-        async with _http_client(settings) as http:
+        async with http_client(settings.ca_file) as http:
             tokens = TokenService(store, http)
             work = ServiceWork(store, tokens, http, ca_file=settings.ca_file)
             drain = functools.partial(queue.drain, store, tokens, http, ca_file=settings.ca_file)
