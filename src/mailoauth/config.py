@@ -3,24 +3,28 @@
 Loaded once, from the environment plus explicit overrides (CLI flags), and passed down.
 No module-level mutable state: every component receives the ``Settings`` it runs with.
 
-=========================  ===========================================================
-environment variable       meaning (default)
-=========================  ===========================================================
-``MAILOAUTH_HOME``         data directory (``$XDG_DATA_HOME/mailoauth``, else
-                           ``~/.local/share/mailoauth``)
-``MAILOAUTH_DATABASE_URL`` SQLAlchemy URL (``sqlite:///$MAILOAUTH_HOME/mailoauth.db``);
-                           ``postgresql://user@host/db`` for several nodes
-``MAILOAUTH_SECRET_KEY``   the key that encrypts stored secrets (else the key file)
-``MAILOAUTH_KEY_FILE``     key file path (``$MAILOAUTH_HOME/secret.key``, made on first run)
-``MAILOAUTH_BASE_URL``     public URL of the service (``http://127.0.0.1:8025``); the
-                           default redirect URI is ``BASE_URL/oauth/callback``
-``MAILOAUTH_LISTEN``       ``HOST:PORT`` the service binds (``127.0.0.1:8025``)
-``MAILOAUTH_CA_FILE``      a PEM file of extra CAs to trust (beside the system's) for
-                           mail servers, mail APIs and webhooks with a private CA
-``MAILOAUTH_RELAY_SMTP``   ``HOST:PORT`` of the SMTP relay for password-only apps
-                           (``127.0.0.1:2525``); empty or ``off``: no relay. Loopback
-                           only until the relay has TLS
-=========================  ===========================================================
+============================  ===========================================================
+environment variable          meaning (default)
+============================  ===========================================================
+``MAILOAUTH_HOME``            data directory (``$XDG_DATA_HOME/mailoauth``, else
+                              ``~/.local/share/mailoauth``)
+``MAILOAUTH_DATABASE_URL``    SQLAlchemy URL (``sqlite:///$MAILOAUTH_HOME/mailoauth.db``);
+                              ``postgresql://user@host/db`` for several nodes
+``MAILOAUTH_SECRET_KEY``      the key that encrypts stored secrets (else the key file)
+``MAILOAUTH_KEY_FILE``        key file path (``$MAILOAUTH_HOME/secret.key``, made on first run)
+``MAILOAUTH_BASE_URL``        public URL of the service (``http://127.0.0.1:8025``); the
+                              default redirect URI is ``BASE_URL/oauth/callback``
+``MAILOAUTH_LISTEN``          ``HOST:PORT`` the service binds (``127.0.0.1:8025``)
+``MAILOAUTH_CA_FILE``         a PEM file of extra CAs to trust (beside the system's) for
+                              mail servers, mail APIs and webhooks with a private CA
+``MAILOAUTH_RELAY_SMTP``      ``HOST:PORT`` of the SMTP relay for password-only apps
+                              (``127.0.0.1:2525``); empty or ``off``: no relay. Loopback
+                              only unless the relay has a TLS certificate
+``MAILOAUTH_RELAY_TLS_CERT``  PEM certificate (chain) of the relay; with
+``MAILOAUTH_RELAY_TLS_KEY``   its PEM private key: both or neither (none: no TLS)
+``MAILOAUTH_RELAY_SMTP_TLS``  ``starttls`` (RFC 3207; the default with a certificate) or
+                              ``implicit`` (TLS from the first byte, RFC 8314, port 465 style)
+============================  ===========================================================
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from mailoauth.errors import ConfigError
@@ -39,9 +44,14 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_LISTEN",
     "DEFAULT_RELAY_SMTP",
+    "RELAY_SMTP_TLS",
+    "RELAY_TLS_CERT",
+    "RELAY_TLS_KEY",
+    "RelayTls",
     "Settings",
     "parse_listen",
     "parse_relay",
+    "parse_relay_tls",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8025"
@@ -64,19 +74,68 @@ def parse_listen(field: str, value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def parse_relay(field: str, value: str) -> tuple[str, int] | None:
-    """A relay listener's ``HOST:PORT``, or None for "" / "off"; loopback only for now."""
+def parse_relay(field: str, value: str, *, tls: bool = False) -> tuple[str, int] | None:
+    """A relay listener's ``HOST:PORT``, or None for "" / "off". Without TLS (``tls``:
+    a certificate is configured) only a loopback host is allowed: AUTH PLAIN/LOGIN would
+    put the passwords on the network in the clear (RFC 4954 section 4)."""
     if value.strip().lower() in ("", "off"):
         return None
     host, port = parse_listen(field, value)
-    if not is_loopback_host(host):
+    if not tls and not is_loopback_host(host):
         raise ConfigError(
             field,
-            f"{host} is not a loopback address, and the relay has no TLS yet (it comes "
-            "later): passwords would cross the network in the clear",
-            "bind 127.0.0.1 (or ::1) and run the application on the same host",
+            f"{host} is not a loopback address, and the relay has no TLS certificate: "
+            "passwords would cross the network in the clear",
+            f"set {RELAY_TLS_CERT} and {RELAY_TLS_KEY} (docs/relay.md), or bind 127.0.0.1 "
+            "(or ::1) and run the application on the same host",
         )
     return host, port
+
+
+RELAY_TLS_CERT: Final = "MAILOAUTH_RELAY_TLS_CERT"
+RELAY_TLS_KEY: Final = "MAILOAUTH_RELAY_TLS_KEY"
+RELAY_SMTP_TLS: Final = "MAILOAUTH_RELAY_SMTP_TLS"
+
+
+@dataclass(frozen=True)
+class RelayTls:
+    """The relay's TLS: PEM certificate chain and private key paths, and whether SMTP
+    starts in the clear and upgrades with STARTTLS (RFC 3207) or is TLS from the first
+    byte (``implicit``, RFC 8314 section 3.3). The files are read when the relay starts
+    (:func:`mailoauth.relay.tls.server_context`)."""
+
+    cert: Path
+    key: Path
+    implicit: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "implicit" if self.implicit else "starttls"
+
+
+def parse_relay_tls(env: Mapping[str, str]) -> RelayTls | None:
+    """``MAILOAUTH_RELAY_TLS_CERT`` / ``_KEY`` (both or neither) and
+    ``MAILOAUTH_RELAY_SMTP_TLS`` (``starttls``, the default, or ``implicit``)."""
+    cert, key = env.get(RELAY_TLS_CERT, "").strip(), env.get(RELAY_TLS_KEY, "").strip()
+    mode = env.get(RELAY_SMTP_TLS, "").strip().lower()
+    if mode not in ("", "starttls", "implicit"):
+        raise ConfigError(RELAY_SMTP_TLS, f"{mode!r} is not a TLS mode", "use starttls or implicit")
+    if bool(cert) != bool(key):
+        have, missing = (RELAY_TLS_CERT, RELAY_TLS_KEY) if cert else (RELAY_TLS_KEY, RELAY_TLS_CERT)
+        raise ConfigError(
+            missing,
+            f"is not set but {have} is",
+            "set both (the PEM certificate chain and its private key), or neither",
+        )
+    if not cert:
+        if mode:
+            raise ConfigError(
+                RELAY_SMTP_TLS,
+                f"is {mode} but the relay has no certificate",
+                f"set {RELAY_TLS_CERT} and {RELAY_TLS_KEY}, or unset {RELAY_SMTP_TLS}",
+            )
+        return None
+    return RelayTls(Path(cert).expanduser(), Path(key).expanduser(), implicit=mode == "implicit")
 
 
 def _check_base_url(value: str) -> str:
@@ -98,6 +157,7 @@ class Settings:
     listen_port: int = 8025
     ca_file: str | None = None
     relay_smtp: tuple[str, int] | None = ("127.0.0.1", 2525)
+    relay_tls: RelayTls | None = None
 
     @classmethod
     def load(
@@ -112,6 +172,7 @@ class Settings:
         env = os.environ if env is None else env
         data_dir = data_dir or default_data_dir(env)
         key = env.get("MAILOAUTH_SECRET_KEY")
+        relay_tls = parse_relay_tls(env)
         settings = cls(
             data_dir=data_dir,
             database_url=env.get("MAILOAUTH_DATABASE_URL")
@@ -120,8 +181,11 @@ class Settings:
             secret_key=Secret(key) if key else None,
             ca_file=env.get("MAILOAUTH_CA_FILE") or None,
             relay_smtp=parse_relay(
-                "relay_smtp", env.get("MAILOAUTH_RELAY_SMTP", DEFAULT_RELAY_SMTP)
+                "relay_smtp",
+                env.get("MAILOAUTH_RELAY_SMTP", DEFAULT_RELAY_SMTP),
+                tls=relay_tls is not None,
             ),
+            relay_tls=relay_tls,
         )
         return settings.override(
             listen=listen or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN,

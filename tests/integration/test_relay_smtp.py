@@ -10,12 +10,14 @@ import email
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import time
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.cli import MAILOAUTH, Cli
 from tests.integration.test_scheduler import serving
@@ -67,9 +69,20 @@ def note(message_id: str) -> bytes:
     return message.as_bytes()
 
 
-def send(port: int, mechanism: str, user: str, password: str, data: bytes, sender: str = ALICE):
+def send(
+    port: int,
+    mechanism: str,
+    user: str,
+    password: str,
+    data: bytes,
+    sender: str = ALICE,
+    tls: ssl.SSLContext | None = None,
+):
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.ehlo("pbx.example")
+        if tls is not None:
+            smtp.starttls(context=tls)
+            smtp.ehlo("pbx.example")
         smtp.user, smtp.password = user, password
         method = smtp.auth_plain if mechanism == "PLAIN" else smtp.auth_login
         smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")
@@ -132,7 +145,19 @@ def add_relay_user_reset(cli: Cli, name: str) -> str:
     return out.splitlines()[1].removeprefix("password: ")
 
 
-def test_the_relay_runs_alone_and_stops_on_sigterm(relay_cli: Cli, dovecot: Dovecot):
+def test_the_relay_runs_alone_with_starttls_and_stops_on_sigterm(
+    relay_cli: Cli, dovecot: Dovecot, tmp_path: Path
+):
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    relay_cli.env.update(
+        {"MAILOAUTH_RELAY_TLS_CERT": str(cert), "MAILOAUTH_RELAY_TLS_KEY": str(key)}
+    )
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
     password = add_relay_user(relay_cli, "printer")
     port = relay_port(relay_cli)
     proc = subprocess.Popen(
@@ -148,13 +173,14 @@ def test_the_relay_runs_alone_and_stops_on_sigterm(relay_cli: Cli, dovecot: Dove
             except OSError:
                 assert time.monotonic() < deadline, "the relay did not listen"
                 time.sleep(0.1)
-        send(port, "LOGIN", "printer", password, note("<alone@pbx.example>"))
+        send(port, "LOGIN", "printer", password, note("<alone@pbx.example>"), tls=client_tls)
         assert wait_for_ids(dovecot, 1) == ["<alone@pbx.example>"]
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "mailoauth relay stopped" in err
+    assert "(queue mode, starttls)" in err
     assert password not in err
 
 

@@ -56,7 +56,8 @@ def _where(settings: Settings) -> str:
     if settings.relay_smtp is None:
         return "the SMTP relay is off (MAILOAUTH_RELAY_SMTP)"
     host, port = settings.relay_smtp
-    return f"SMTP relay {host}:{port}, no TLS, AUTH PLAIN or LOGIN"
+    tls = "no TLS" if settings.relay_tls is None else settings.relay_tls.mode.upper()
+    return f"SMTP relay {host}:{port}, {tls}, AUTH PLAIN or LOGIN"
 
 
 def _show_password(settings: Settings, user: RelayUser, password: str) -> None:
@@ -168,7 +169,8 @@ def relay_command(ctx: typer.Context) -> None:
         raise ConfigError(
             "MAILOAUTH_RELAY_SMTP",
             "is off",
-            f"set it to a loopback HOST:PORT, e.g. {DEFAULT_RELAY_SMTP}",
+            f"set it to a loopback HOST:PORT, e.g. {DEFAULT_RELAY_SMTP} (any address once "
+            "MAILOAUTH_RELAY_TLS_CERT and MAILOAUTH_RELAY_TLS_KEY are set)",
         )
     log_to_stderr()
     with store_of(ctx) as store:
@@ -188,7 +190,7 @@ async def _run_relay(settings: Settings, store: Store, where: tuple[str, int]) -
         async def nudge(mailbox: str) -> object:
             return await drain(mailbox=mailbox)
 
-        relay = SmtpRelay(store, *where, nudge=nudge)
+        relay = SmtpRelay(store, *where, nudge=nudge, tls=settings.relay_tls)
         await relay.start()
         try:
             await stop.wait()

@@ -7,8 +7,11 @@ Built on aiosmtpd (RFC 5321 server; AUTH per RFC 4954, SIZE per RFC 1870). One
 * ``AUTH PLAIN`` (RFC 4616, :func:`~mailoauth.sasl.plain.parse_plain`) and ``AUTH LOGIN``
   (:class:`~mailoauth.sasl.login.LoginServer`), checked against the relay users
   (:mod:`.users`); wrong passwords are counted per source address (:mod:`.limits`) and a
-  locked-out address is answered ``454 4.7.0 ... try again in N s``. AUTH without TLS is
-  allowed only because the listener is loopback-only (``config.parse_relay``).
+  locked-out address is answered ``454 4.7.0 ... try again in N s``.
+* TLS (``MAILOAUTH_RELAY_TLS_CERT``, :mod:`.tls`): STARTTLS offered (RFC 3207), or TLS from
+  the first byte (implicit, RFC 8314). AUTH in the clear is allowed on a loopback listener
+  only; elsewhere it is answered ``538 5.7.11 Encryption required`` (RFC 4954 section 6)
+  until STARTTLS. Without a certificate ``config.parse_relay`` allows loopback only.
 * ``MAIL FROM`` needs a login, and must be one of the login's allowed From addresses
   (``553 5.7.1``, naming them); so must the message's ``From``/``Sender``.
 * The advertised ``SIZE`` is enforced by aiosmtpd (``552`` at MAIL and during DATA).
@@ -37,6 +40,7 @@ from typing import Any, Final
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
+from mailoauth.config import RelayTls
 from mailoauth.errors import (
     ConfigError,
     MailoauthError,
@@ -46,11 +50,13 @@ from mailoauth.errors import (
 )
 from mailoauth.queue import enqueue
 from mailoauth.relay.limits import FailureLimiter
+from mailoauth.relay.tls import server_context
 from mailoauth.relay.users import RelayProtocol, allowed_senders, authenticate
 from mailoauth.sasl.events import Credentials, Send
 from mailoauth.sasl.login import LoginServer
 from mailoauth.sasl.plain import parse_plain
 from mailoauth.store import RelayUser, Store
+from mailoauth.validate import is_loopback_host
 
 __all__ = ["DEFAULT_SIZE_LIMIT", "RelayHandler", "SmtpRelay"]
 
@@ -268,7 +274,13 @@ def _b64(text: str) -> bytes:
 class SmtpRelay:
     """The listener: ``await start()`` binds ``host:port`` on the running loop,
     ``await stop()`` closes it (connections in progress are dropped: nothing they sent
-    was acknowledged, so nothing is lost)."""
+    was acknowledged, so nothing is lost).
+
+    ``tls``: serve STARTTLS or implicit TLS with that certificate (loaded, and checked, by
+    ``start``). ``loopback``: whether the listener counts as loopback, i.e. may take AUTH
+    in the clear; None (the default) derives it from ``host``. Passing False on 127.0.0.1
+    lets a test see the policy of a network-facing listener.
+    """
 
     def __init__(
         self,
@@ -279,8 +291,12 @@ class SmtpRelay:
         nudge: Nudge | None = None,
         limiter: FailureLimiter | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
+        tls: RelayTls | None = None,
+        loopback: bool | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.tls = tls
+        self.loopback = is_loopback_host(host) if loopback is None else loopback
         self.handler = RelayHandler(store, limiter or FailureLimiter(), nudge)
         self._size_limit = size_limit
         self._server: asyncio.Server | None = None
@@ -288,6 +304,13 @@ class SmtpRelay:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         hostname = socket.gethostname()
+        context = None if self.tls is None else server_context(self.tls)
+        implicit = self.tls is not None and self.tls.implicit
+        starttls = None if implicit else context
+        # Implicit TLS: aiosmtpd cannot tell, but every byte is encrypted. Otherwise AUTH
+        # only after STARTTLS, unless on loopback (config.parse_relay allows no other
+        # listener without TLS; one made directly here would refuse every AUTH with 538).
+        require_tls = not implicit and not self.loopback
 
         def protocol() -> SMTP:
             return SMTP(
@@ -295,19 +318,27 @@ class SmtpRelay:
                 data_size_limit=self._size_limit,
                 hostname=hostname,
                 ident="mailoauth relay",
-                auth_require_tls=False,  # loopback only: config.parse_relay
+                tls_context=starttls,
+                auth_require_tls=require_tls,
                 loop=loop,
             )
 
         try:
-            self._server = await loop.create_server(protocol, self.host, self.port)
+            self._server = await loop.create_server(
+                protocol, self.host, self.port, ssl=context if implicit else None
+            )
         except OSError as exc:
             raise ConfigError(
                 "MAILOAUTH_RELAY_SMTP",
                 f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc})",
                 "free that port, or set MAILOAUTH_RELAY_SMTP to another HOST:PORT (or off)",
             ) from exc
-        log.info("relay: SMTP listening on %s:%d (queue mode)", self.host, self.port)
+        log.info(
+            "relay: SMTP listening on %s:%d (queue mode, %s)",
+            self.host,
+            self.port,
+            "no TLS" if self.tls is None else self.tls.mode,
+        )
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -74,7 +74,7 @@ async def _start_relay(
     async def nudge(mailbox: str) -> object:  # deliver now, not at the next 15 s tick
         return await drain(mailbox=mailbox)
 
-    relay = SmtpRelay(store, *settings.relay_smtp, nudge=nudge)
+    relay = SmtpRelay(store, *settings.relay_smtp, nudge=nudge, tls=settings.relay_tls)
     try:
         await relay.start()
     except ConfigError as exc:
