@@ -173,3 +173,40 @@ def test_refresh_leases_exclude_other_nodes(settings):
     finally:
         first.close()
         second.close()
+
+
+def test_outbound_claims_never_overlap_across_nodes(settings):
+    """Two nodes drain one queue at once: every message is leased to exactly one of them."""
+    from datetime import UTC, datetime, timedelta
+
+    from mailoauth.store import NewMessage
+
+    first = open_store(settings)
+    second = open_store(settings)
+    try:
+        first.apply(s.all_providers(), s.all_mailboxes())
+        now = datetime.now(UTC)
+        for i in range(40):
+            data = f"Message-ID: <{i}@x>\r\nSubject: n{i}\r\n\r\nbody\r\n".encode()
+            message = NewMessage(f"<{i}@x>", "sales@contoso.com", ("b@example.com",), "n", data)
+            first.queue_message("sales", message, now=now)
+        claimed: dict[str, list[int]] = {"node-a": [], "node-b": []}
+
+        def drain(store, owner: str) -> None:
+            while batch := store.claim_outbound(owner, now=now, ttl=timedelta(minutes=10), limit=3):
+                claimed[owner] += [entry.id for entry, _ in batch]
+
+        threads = [
+            threading.Thread(target=drain, args=(store, owner))
+            for store, owner in ((first, "node-a"), (second, "node-b"))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        everything = claimed["node-a"] + claimed["node-b"]
+        assert len(everything) == 40
+        assert len(set(everything)) == 40  # no message leased twice
+    finally:
+        first.close()
+        second.close()
