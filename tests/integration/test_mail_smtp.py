@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import email
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from mailoauth.config import Settings
 from mailoauth.errors import (
     MailConnectionError,
     MessageTooLarge,
@@ -22,11 +24,14 @@ from mailoauth.errors import (
 from mailoauth.mail import send
 from mailoauth.mail.smtp import send_message
 from mailoauth.mail.smtp_batch import send_messages
-from mailoauth.models import Mailbox, OutgoingSettings
-from mailoauth.oauth.tokens import AccessToken
+from mailoauth.models import Grant, GrantStatus, Mailbox, OutgoingSettings, Provider
+from mailoauth.oauth.tokens import TokenService
+from mailoauth.providers import GrantType, ProviderKind
 from mailoauth.secret import Secret
+from mailoauth.store import open_store
 from tests.net import free_port
-from tests.peers.dovecot import ALICE, BOB, Dovecot
+from tests.peers.authserver.fixture import AuthServer
+from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
 
 pytestmark = pytest.mark.integration
 
@@ -213,55 +218,68 @@ async def test_a_message_over_the_size_limit_is_refused_before_login():
     assert "2000 bytes" in str(refused.value)
 
 
-class _Store:
-    def __init__(self, mailbox: Mailbox) -> None:
-        self.mailbox = mailbox
-
-    def get_mailbox(self, name: str) -> Mailbox:
-        assert name == self.mailbox.name
-        return self.mailbox
-
-    def get_grant(self, name: str) -> None:
-        return None  # nothing to mark or clear
-
-    def append_transcript(self, name: str, lines: object) -> None:
-        raise AssertionError("no transcript was asked for")
-
-
-class _Tokens:
-    """get_access_token hands out a token the server refuses; refresh() a good one."""
-
-    def __init__(self, good: Secret) -> None:
-        self.good = good
-        self.calls: list[str] = []
-
-    async def get_access_token(self, name: str) -> AccessToken:
-        self.calls.append("get")
-        return AccessToken(name, ALICE, Secret(GARBAGE), datetime.now(UTC))
-
-    async def refresh(self, name: str) -> AccessToken:
-        self.calls.append("refresh")
-        return AccessToken(name, ALICE, self.good, datetime.now(UTC))
-
-
 async def test_send_fills_the_headers_and_refreshes_a_refused_token_once(
-    dovecot: Dovecot, secret_for: TokenFor
+    dovecot: Dovecot, auth_server: AuthServer, token_for: Callable[[str], str], tmp_path: Path
 ):
-    mailbox = Mailbox(
-        name="alice",
-        provider="test",
-        login=ALICE,
-        display_name="Alice Example",
-        reply_to="replies@example.com",
-        outgoing=submission(dovecot),
+    """The library path with real parts: a store whose grant holds a token Dovecot refuses
+    (revoked early, as far as mailoauth can tell still valid for an hour), the token
+    service refreshing it at the test authorization server, Dovecot taking the new one."""
+    del token_for  # registers the client "app" and the users
+    home = tmp_path / "home"
+    store = open_store(
+        Settings(
+            data_dir=home,
+            database_url=f"sqlite:///{home / 'mailoauth.db'}",
+            key_file=home / "secret.key",
+        )
     )
-    tokens = _Tokens(secret_for(ALICE))
-    message = EmailMessage()
-    message["To"] = BOB
-    message["Subject"] = "through send()"
-    message.set_content("headers filled by mailoauth.mail.send\n")
-    await send(_Store(mailbox), tokens, "alice", message, ca_file=str(dovecot.ca_path), timeout=10)  # type: ignore[arg-type]
-    assert tokens.calls == ["get", "refresh"]
+    try:
+        store.put_provider(
+            Provider(
+                name="test",
+                kind=ProviderKind.GENERIC,
+                client_id="app",
+                client_secret=Secret("app-secret"),
+                token_url=auth_server.token_url,
+                scopes=("mail",),
+            )
+        )
+        store.put_mailbox(
+            Mailbox(
+                name="alice",
+                provider="test",
+                login=ALICE,
+                grant=GrantType.PASSWORD,
+                password=Secret(PASSWORD),
+                display_name="Alice Example",
+                reply_to="replies@example.com",
+                outgoing=submission(dovecot),
+            )
+        )
+        store.put_grant(
+            Grant(
+                mailbox="alice",
+                access_token=Secret(GARBAGE),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+        message = EmailMessage()
+        message["To"] = BOB
+        message["Subject"] = "through send()"
+        message.set_content("headers filled by mailoauth.mail.send\n")
+        before = auth_server.token_requests()
+        async with httpx.AsyncClient() as http:
+            tokens = TokenService(store, http)
+            await send(store, tokens, "alice", message, ca_file=str(dovecot.ca_path), timeout=10)
+            await tokens.drain()
+        assert auth_server.token_requests() == before + 1  # refreshed exactly once
+        grant = store.get_grant("alice")
+        assert grant is not None
+        assert grant.access_token != Secret(GARBAGE)
+        assert grant.status is GrantStatus.CONNECTED
+        assert grant.last_error is None
+    finally:
+        store.close()
     assert message["From"] is None  # the caller's message is left as it was
     [got] = inbox(dovecot, BOB)
     assert got["From"] == f"Alice Example <{ALICE}>"
