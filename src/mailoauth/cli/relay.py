@@ -24,7 +24,8 @@ from mailoauth.config import DEFAULT_RELAY_SMTP, Settings
 from mailoauth.errors import ConfigError
 from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
-from mailoauth.relay import RelayProtocol, SmtpRelay, add_user, reset_password
+from mailoauth.relay import RelayProtocol, add_user, reset_password
+from mailoauth.relay.service import start_relays
 from mailoauth.store import RelayUser, Store
 
 __all__ = ["register_relay_commands", "relay_user_app"]
@@ -174,11 +175,11 @@ def relay_command(ctx: typer.Context) -> None:
         )
     log_to_stderr()
     with store_of(ctx) as store:
-        asyncio.run(_run_relay(settings, store, settings.relay_smtp))
+        asyncio.run(_run_relay(settings, store))
     typer.echo("mailoauth relay stopped", err=True)
 
 
-async def _run_relay(settings: Settings, store: Store, where: tuple[str, int]) -> None:
+async def _run_relay(settings: Settings, store: Store) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -186,14 +187,9 @@ async def _run_relay(settings: Settings, store: Store, where: tuple[str, int]) -
     async with http_client(settings.ca_file) as http:
         tokens = TokenService(store, http)
         drain = functools.partial(queue.drain, store, tokens, http, ca_file=settings.ca_file)
-
-        async def nudge(mailbox: str) -> object:
-            return await drain(mailbox=mailbox)
-
-        relay = SmtpRelay(store, *where, nudge=nudge, tls=settings.relay_tls)
-        await relay.start()
+        relays = await start_relays(settings, store, tokens, drain, strict=True)
         try:
             await stop.wait()
         finally:
-            await relay.stop()
+            await relays.stop()
             await tokens.drain()

@@ -13,8 +13,8 @@ The ASGI lifespan builds what the whole service shares — one ``httpx.AsyncClie
 :class:`~mailoauth.oauth.tokens.TokenService` — and runs the
 :class:`~mailoauth.scheduler.Scheduler` beside the routes: refresh-ahead, polling, and the
 outbound queue's :func:`~mailoauth.queue.drain` — and the SMTP relay
-(:class:`~mailoauth.relay.SmtpRelay`, on ``MAILOAUTH_RELAY_SMTP``; a relay that cannot bind
-is logged and left off, the rest still runs). At shutdown (SIGTERM) it stops the relay and
+(:func:`~mailoauth.relay.service.start_relays`; a listener that cannot bind is logged and
+left off, the rest still runs). At shutdown (SIGTERM) it stops the relay and
 the scheduler, then drains the token refreshes in flight, so a rotated refresh token is
 stored before the process ends. ``background=False`` serves the routes alone.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -38,10 +38,10 @@ from fastapi.templating import Jinja2Templates
 
 from mailoauth import __version__, queue
 from mailoauth.config import Settings
-from mailoauth.errors import ConfigError, MailoauthError
+from mailoauth.errors import MailoauthError
 from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
-from mailoauth.relay import SmtpRelay
+from mailoauth.relay.service import start_relays
 from mailoauth.scheduler import Scheduler, ServiceWork, load_snapshot, state_counts
 from mailoauth.store import Store
 from mailoauth.store.outbound import QueueStatus
@@ -63,26 +63,6 @@ class _Runtime:
     scheduler: Scheduler | None = None
 
 
-async def _start_relay(
-    settings: Settings, store: Store, drain: Callable[..., Awaitable[object]]
-) -> SmtpRelay | None:
-    """The SMTP relay on ``MAILOAUTH_RELAY_SMTP``, or None when it is off or cannot bind
-    (logged: the web service and the scheduler still run)."""
-    if settings.relay_smtp is None:
-        return None
-
-    async def nudge(mailbox: str) -> object:  # deliver now, not at the next 15 s tick
-        return await drain(mailbox=mailbox)
-
-    relay = SmtpRelay(store, *settings.relay_smtp, nudge=nudge, tls=settings.relay_tls)
-    try:
-        await relay.start()
-    except ConfigError as exc:
-        log.error("relay not started: %s", exc)
-        return None
-    return relay
-
-
 def create_app(settings: Settings, store: Store, *, background: bool = True) -> FastAPI:
     runtime = _Runtime()
 
@@ -98,12 +78,11 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
             scheduler = Scheduler(work, drain=drain)
             runtime.http, runtime.tokens, runtime.scheduler = http, tokens, scheduler
             scheduler.start()
-            relay = await _start_relay(settings, store, drain)
+            relays = await start_relays(settings, store, tokens, drain)
             try:
                 yield
             finally:
-                if relay is not None:
-                    await relay.stop()
+                await relays.stop()
                 await scheduler.stop()
                 unfinished = await tokens.drain()  # failures are recorded on the grants
                 log.info("token refreshes drained (%d ended with an error)", len(unfinished))

@@ -1,0 +1,68 @@
+"""The relay listeners the service runs: started together from
+:class:`~mailoauth.config.Settings`, stopped together at shutdown.
+
+A listener that cannot bind (the port is taken, e.g. by a second ``mailoauth serve`` on
+the same machine) is logged and left off; the others, the web service and the scheduler
+still run. ``mailoauth serve`` (``web/app.py``) and ``mailoauth relay`` (``cli/relay.py``)
+both start the relay through :func:`start_relays`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from mailoauth.config import Settings
+from mailoauth.errors import ConfigError
+from mailoauth.oauth.tokens import TokenService
+from mailoauth.relay.smtp import SmtpRelay
+from mailoauth.store import Store
+
+__all__ = ["Drain", "Relays", "start_relays"]
+
+log = logging.getLogger("mailoauth.relay")
+
+#: ``drain(mailbox=NAME)``: one delivery run of the outbound queue for one mailbox.
+Drain = Callable[..., Awaitable[object]]
+
+
+@dataclass
+class Relays:
+    """The listeners that started (possibly none)."""
+
+    smtp: SmtpRelay | None = None
+    started: list[SmtpRelay] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for listener in reversed(self.started):
+            await listener.stop()
+        self.started.clear()
+
+
+async def start_relays(
+    settings: Settings, store: Store, tokens: TokenService, drain: Drain, *, strict: bool = False
+) -> Relays:
+    """Start every relay listener ``settings`` turns on. One that cannot bind is logged
+    and skipped, or, with ``strict`` (``mailoauth relay``, where the relay is the whole
+    point), stops the others and raises its :class:`~mailoauth.errors.ConfigError`.
+
+    ``tokens`` gives the upstream logins their access tokens (IMAP, POP3, passthrough)."""
+    relays = Relays()
+    if settings.relay_smtp is not None:
+
+        async def nudge(mailbox: str) -> object:  # deliver now, not at the next 15 s tick
+            return await drain(mailbox=mailbox)
+
+        smtp = SmtpRelay(store, *settings.relay_smtp, nudge=nudge, tls=settings.relay_tls)
+        try:
+            await smtp.start()
+        except ConfigError as exc:
+            if strict:
+                await relays.stop()
+                raise
+            log.error("relay not started: %s", exc)
+        else:
+            relays.smtp = smtp
+            relays.started.append(smtp)
+    return relays
