@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from mailoauth.config import Settings
 from mailoauth.errors import ConfigError
 from mailoauth.oauth.tokens import TokenService
+from mailoauth.relay.counters import RelayCounters
+from mailoauth.relay.limits import FailureLimiter
 from mailoauth.relay.smtp import SmtpRelay
 from mailoauth.store import Store
 
@@ -29,8 +31,12 @@ Drain = Callable[..., Awaitable[object]]
 
 @dataclass
 class Relays:
-    """The listeners that started (possibly none)."""
+    """The listeners that started (possibly none), with what they share: the counters
+    ``/metrics`` shows and the wrong-password limiter (one budget per source address
+    across SMTP, IMAP and POP3)."""
 
+    counters: RelayCounters = field(default_factory=RelayCounters)
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
     smtp: SmtpRelay | None = None
     started: list[SmtpRelay] = field(default_factory=list)
 
@@ -54,7 +60,9 @@ async def start_relays(
         async def nudge(mailbox: str) -> object:  # deliver now, not at the next 15 s tick
             return await drain(mailbox=mailbox)
 
-        smtp = SmtpRelay(store, *settings.relay_smtp, nudge=nudge, tls=settings.relay_tls)
+        smtp = SmtpRelay(
+            store, *settings.relay_smtp, nudge=nudge, tls=settings.relay_tls, limiter=relays.limiter
+        )
         try:
             await smtp.start()
         except ConfigError as exc:

@@ -26,12 +26,10 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -45,7 +43,11 @@ from mailoauth.relay.service import start_relays
 from mailoauth.scheduler import Scheduler, ServiceWork, load_snapshot, state_counts
 from mailoauth.store import Store
 from mailoauth.store.outbound import QueueStatus
+from mailoauth.web.api import mount_api
+from mailoauth.web.console import mount_console
+from mailoauth.web.context import ServiceContext
 from mailoauth.web.metrics import CONTENT_TYPE, MetricsView, render_metrics
+from mailoauth.web.oauth import mount_oauth
 
 __all__ = ["create_app"]
 
@@ -54,17 +56,9 @@ log = logging.getLogger("mailoauth.service")
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-@dataclass
-class _Runtime:
-    """What the lifespan builds, for the routes (None outside it or without background)."""
-
-    http: httpx.AsyncClient | None = None
-    tokens: TokenService | None = None
-    scheduler: Scheduler | None = None
-
-
 def create_app(settings: Settings, store: Store, *, background: bool = True) -> FastAPI:
-    runtime = _Runtime()
+    context = ServiceContext(settings, store)
+    runtime = context.runtime
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -135,4 +129,7 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
         }
         return templates.TemplateResponse(request, "overview.html", context)
 
+    mount_oauth(app, context)
+    mount_api(app, context)
+    mount_console(app, context)
     return app
