@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from mailoauth.relay.counters import RelayCounters
 from mailoauth.scheduler import Counters, GrantState, SchedulerStatus
 from mailoauth.web.metrics import CONTENT_TYPE, MetricsView, render_metrics
 
@@ -51,3 +52,34 @@ def test_without_a_scheduler_queue_or_store_the_counters_still_report_zero():
         name.startswith(("mailoauth_mailboxes", "mailoauth_queue_depth")) for name, _ in got
     )
     assert ("mailoauth_scheduler_jobs_running", ()) not in got
+
+
+def test_relay_connections_logins_and_messages_by_protocol_and_result():
+    counters = RelayCounters()
+    counters.opened("smtp")
+    counters.opened("smtp")
+    counters.closed("smtp")
+    counters.opened("imap")
+    counters.login("smtp", "ok")
+    counters.login("smtp", "refused")
+    counters.login("imap", "upstream")
+    counters.message("queue", "queued")
+    counters.message("queue", "queued")
+    counters.message("passthrough", "rejected")
+    got = samples(render_metrics(MetricsView(None, None, relay=counters.snapshot())))
+    assert got[("mailoauth_relay_connections", (("protocol", "smtp"),))] == 1
+    assert got[("mailoauth_relay_connections", (("protocol", "imap"),))] == 1
+    assert got[("mailoauth_relay_logins_total", (("protocol", "smtp"), ("result", "ok")))] == 1
+    assert (
+        got[("mailoauth_relay_logins_total", (("protocol", "imap"), ("result", "upstream")))] == 1
+    )
+    assert got[("mailoauth_relay_messages_total", (("mode", "queue"), ("result", "queued")))] == 2
+    assert (
+        got[("mailoauth_relay_messages_total", (("mode", "passthrough"), ("result", "rejected")))]
+        == 1
+    )
+
+
+def test_without_a_relay_no_relay_metrics():
+    got = samples(render_metrics(MetricsView(None, None)))
+    assert not any(name.startswith("mailoauth_relay") for name, _ in got)

@@ -73,6 +73,7 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
             runtime.http, runtime.tokens, runtime.scheduler = http, tokens, scheduler
             scheduler.start()
             relays = await start_relays(settings, store, tokens, drain)
+            runtime.relays = relays
             try:
                 yield
             finally:
@@ -80,7 +81,7 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
                 await scheduler.stop()
                 unfinished = await tokens.drain()  # failures are recorded on the grants
                 log.info("token refreshes drained (%d ended with an error)", len(unfinished))
-                runtime.http = runtime.tokens = runtime.scheduler = None
+                runtime.http = runtime.tokens = runtime.scheduler = runtime.relays = None
 
     app = FastAPI(
         title="mailoauth",
@@ -111,7 +112,13 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
             )
         except MailoauthError:
             mailboxes, depth = None, None  # the store is down: the counters still report
-        view = MetricsView(scheduler.status() if scheduler else None, mailboxes, queue_depth=depth)
+        relays = runtime.relays
+        view = MetricsView(
+            scheduler.status() if scheduler else None,
+            mailboxes,
+            queue_depth=depth,
+            relay=relays.counters.snapshot() if relays and relays.started else None,
+        )
         return Response(render_metrics(view), media_type=CONTENT_TYPE)
 
     @app.get("/", response_class=HTMLResponse)

@@ -16,6 +16,7 @@ import httpx
 
 from mailoauth.config import Settings
 from mailoauth.oauth.tokens import TokenService
+from mailoauth.relay.service import Relays
 from mailoauth.scheduler import Scheduler
 from mailoauth.store import Store
 
@@ -29,6 +30,7 @@ class Runtime:
     http: httpx.AsyncClient | None = None
     tokens: TokenService | None = None
     scheduler: Scheduler | None = None
+    relays: Relays | None = None
 
 
 @dataclass

@@ -15,6 +15,13 @@ metric                                                 type     meaning
                                                                 error, not_authorized
 ``mailoauth_scheduler_jobs_running``                   gauge    jobs running or waiting a slot
 ``mailoauth_scheduler_last_plan_timestamp_seconds``    gauge    last time the store was read
+``mailoauth_relay_connections{protocol}``              gauge    relay connections open now
+``mailoauth_relay_logins_total{protocol,result}``      counter  local logins to the relay:
+                                                                ``ok``, ``refused``, ``locked``,
+                                                                ``upstream`` (refused upstream)
+``mailoauth_relay_messages_total{mode,result}``        counter  messages the SMTP relay took:
+                                                                ``queued``, ``relayed``,
+                                                                ``rejected``, ``failed``
 =====================================================  =======  ==================================
 
 Counters start at zero with the process. The mailbox gauge and the queue depth (queued +
@@ -31,6 +38,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from mailoauth.relay.counters import RelaySnapshot
 from mailoauth.scheduler import Counters, GrantState, SchedulerStatus
 
 __all__ = ["CONTENT_TYPE", "MetricsView", "render_metrics"]
@@ -47,6 +55,7 @@ class MetricsView:
     scheduler: SchedulerStatus | None
     mailboxes: Mapping[GrantState, int] | None  # None: the store could not be read
     queue_depth: int | None = None
+    relay: RelaySnapshot | None = None  # None: no relay listener in this process
 
 
 def _by_result(name: str, doc: str, ok: int, failed: int) -> CounterMetricFamily:
@@ -112,6 +121,29 @@ class _Collector:
                     "When the scheduler last read the mailboxes (Unix time).",
                     value=planned.timestamp(),
                 )
+        if view.relay is not None:
+            yield from _relay(view.relay)
+
+
+def _relay(snapshot: RelaySnapshot) -> Iterable[Metric]:
+    connections = GaugeMetricFamily(
+        "mailoauth_relay_connections", "Relay connections open now.", labels=["protocol"]
+    )
+    for protocol, count in sorted(snapshot.connections.items()):
+        connections.add_metric([protocol], count)
+    yield connections
+    logins = CounterMetricFamily(
+        "mailoauth_relay_logins", "Local logins to the relay.", labels=["protocol", "result"]
+    )
+    for (protocol, result), count in sorted(snapshot.logins.items()):
+        logins.add_metric([protocol, result], count)
+    yield logins
+    messages = CounterMetricFamily(
+        "mailoauth_relay_messages", "Messages the SMTP relay took.", labels=["mode", "result"]
+    )
+    for (mode, result), count in sorted(snapshot.messages.items()):
+        messages.add_metric([mode, result], count)
+    yield messages
 
 
 def render_metrics(view: MetricsView) -> bytes:
