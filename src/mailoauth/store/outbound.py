@@ -178,6 +178,31 @@ def claim(
     return [(_entry(row), row.data) for row in found]
 
 
+def lease_owners(conn: Connection, now: datetime) -> list[str]:
+    """The owners of leases still running (``sending`` and not yet run out)."""
+    query = (
+        sa.select(_T.c.lease_owner)
+        .where(_T.c.status == QueueStatus.SENDING.value, _T.c.next_attempt_at > now)
+        .distinct()
+    )
+    return [owner for owner in conn.execute(query).scalars() if owner]
+
+
+def release(conn: Connection, owner: str, now: datetime) -> int:
+    """End ``owner``'s running leases now: its messages become due and claimable (and the
+    owner can no longer settle them once claimed by another run)."""
+    result = conn.execute(
+        sa.update(_T)
+        .where(
+            _T.c.lease_owner == owner,
+            _T.c.status == QueueStatus.SENDING.value,
+            _T.c.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount)
+
+
 def settle(
     conn: Connection,
     entry_id: int,

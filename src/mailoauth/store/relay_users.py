@@ -2,9 +2,9 @@
 
 A row binds one application's login name to one mailbox and holds a *verifier* of its
 generated password (see :mod:`mailoauth.relay.users` for why a salted SHA-256 is the right
-hash for it), never the password. The verifier is not a secret that needs the store's key:
-without the password it lets nobody in, so these transactions need no key. Rows go with
-their mailbox (``ON DELETE CASCADE``).
+hash for it), never the password, and its :class:`RelayMode`. The verifier is not a secret
+that needs the store's key: without the password it lets nobody in, so these transactions
+need no key. Rows go with their mailbox (``ON DELETE CASCADE``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,10 +24,17 @@ from mailoauth.store.engine import read_transaction, write_transaction
 from mailoauth.store.schema import mailboxes, relay_users
 from mailoauth.store.sql_state import mailbox_id
 
-__all__ = ["RelayUser", "RelayUserMethods"]
+__all__ = ["RelayMode", "RelayUser", "RelayUserMethods"]
 
 _T = relay_users
 _KIND = "relay-user"
+
+
+class RelayMode(StrEnum):
+    """What the SMTP relay does with a login's mail (docs/relay.md, "Modes")."""
+
+    QUEUE = "queue"  # committed to the outbound queue before 250, delivered after
+    PASSTHROUGH = "passthrough"  # the transaction relayed live; the upstream's replies
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class RelayUser:
     protocols: tuple[str, ...]
     created_at: datetime
     password_set_at: datetime
+    mode: RelayMode = RelayMode.QUEUE
 
 
 _SELECT = sa.select(
@@ -50,6 +59,7 @@ _SELECT = sa.select(
     _T.c.protocols,
     _T.c.created_at,
     _T.c.password_set_at,
+    _T.c.mode,
 ).join_from(_T, mailboxes, _T.c.mailbox_id == mailboxes.c.id)
 
 
@@ -57,6 +67,7 @@ def _user(row: Any) -> RelayUser:
     values = dict(row._mapping)
     values["allow_from"] = tuple(json.loads(values["allow_from"]))
     values["protocols"] = tuple(json.loads(values["protocols"]))
+    values["mode"] = RelayMode(values["mode"])
     return RelayUser(**values)
 
 
@@ -100,6 +111,7 @@ class RelayUserMethods:
                         protocols=json.dumps(list(user.protocols)),
                         created_at=user.created_at,
                         password_set_at=user.password_set_at,
+                        mode=user.mode.value,
                     )
                 )
             except IntegrityError as exc:  # a concurrent add of the same name
@@ -114,6 +126,18 @@ class RelayUserMethods:
                 .where(_T.c.name == name)
                 .values(verifier=verifier, password_set_at=now)
             )
+            return _get(conn, name)
+
+    def set_relay_mode(self, name: str, mode: RelayMode) -> RelayUser:
+        """Change the login's mode; it applies from the application's next login."""
+        with write_transaction(self._engine) as conn:
+            if (
+                conn.execute(
+                    sa.update(_T).where(_T.c.name == name).values(mode=mode.value)
+                ).rowcount
+                == 0
+            ):
+                raise NotFoundError(_KIND, name)
             return _get(conn, name)
 
     def delete_relay_user(self, name: str) -> None:

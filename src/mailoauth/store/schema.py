@@ -25,17 +25,22 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "META_KEY_ID",
     "UtcDateTime",
+    "admins",
+    "api_keys",
+    "audit_log",
     "fetch_cursors",
     "fetch_seen",
     "grants",
     "mailboxes",
     "meta",
     "metadata",
+    "oauth_pending",
     "outbound_messages",
     "providers",
     "refresh_leases",
     "relay_users",
     "transcript_lines",
+    "web_sessions",
 ]
 
 META_KEY_ID: Final = "key_id"
@@ -248,4 +253,97 @@ relay_users: Final = sa.Table(
     sa.Column("protocols", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("password_set_at", UtcDateTime, nullable=False),
+    # ``queue`` (store, then deliver) or ``passthrough`` (relay the transaction live)
+    sa.Column("mode", sa.String(16), nullable=False, server_default="queue"),
+)
+
+
+#: The console's administrators (``mailoauth.web.console.accounts``): ``password_hash`` is
+#: a scrypt hash with its parameters in the text, never the password.
+admins: Final = sa.Table(
+    "admins",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("password_set_at", UtcDateTime, nullable=False),
+    sa.Column("last_login_at", UtcDateTime, nullable=True),
+)
+
+#: Console sessions, keyed by the SHA-256 (hex) of the session cookie; each has its CSRF
+#: secret, the time it was last used (idle expiry) and its absolute end.
+web_sessions: Final = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "admin_id",
+        sa.Integer,
+        sa.ForeignKey("admins.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("csrf_secret", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+#: What admins did: ``admin`` NULL when nobody was logged in (failed login, the CLI);
+#: ``object`` names what was acted on; ``source`` the client address or ``cli``. The admin
+#: is kept by name, so the log outlives the admin. Never holds a secret.
+audit_log: Final = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("admin", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object", sa.String(255), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("source", sa.String(64), nullable=True),
+)
+
+
+#: Authorizations started by the service (console or API) and not answered yet
+#: (``mailoauth.web.authorize``). The one-time ``state`` is kept only as its SHA-256; the
+#: PKCE verifier is sealed in ``secrets``; ``session_hash`` binds the request to the console
+#: session that started it (NULL: started through the API). Rows expire after 10 minutes.
+oauth_pending: Final = sa.Table(
+    "oauth_pending",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("state_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("session_hash", sa.String(64), nullable=True),
+    sa.Column("initiator", sa.String(200), nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+
+#: The REST API's keys (``mailoauth.web.api.keys``): ``prefix`` finds the row and is shown
+#: in listings; ``verifier`` is a salted HMAC-SHA256 of the whole generated key (never the
+#: key); ``scopes`` a JSON list; a revoked key keeps its row (``revoked_at``).
+api_keys: Final = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False, unique=True),
+    sa.Column("verifier", sa.String(200), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
 )

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mailoauth.store.crypto import blob_key_id
-from mailoauth.store.schema import META_KEY_ID, grants, mailboxes, meta, providers
+from mailoauth.store.schema import META_KEY_ID, grants, mailboxes, meta, oauth_pending, providers
 
 __all__ = ["record_key_id", "sealed_blobs", "stored_key_id"]
 
@@ -47,6 +47,10 @@ def sealed_blobs(conn: Connection) -> list[tuple[sa.Table, int, str, bytes]]:
             sa.select(grants.c.mailbox_id, mailboxes.c.name, grants.c.secrets).join_from(
                 grants, mailboxes, grants.c.mailbox_id == mailboxes.c.id
             ),
+        ),
+        (
+            oauth_pending,
+            sa.select(oauth_pending.c.id, oauth_pending.c.state_hash, oauth_pending.c.secrets),
         ),
     )
     found: list[tuple[sa.Table, int, str, bytes]] = []

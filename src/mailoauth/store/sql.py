@@ -25,9 +25,12 @@ from sqlalchemy.engine import Connection, Engine, Row
 from mailoauth.errors import ConfigError, InUseError, NotFoundError, SecretKeyError
 from mailoauth.models import Grant, Mailbox, Provider, check_mailbox_with_provider
 from mailoauth.store import leases, mailstate, outbound, rows
+from mailoauth.store.api_keys import ApiKeyMethods
 from mailoauth.store.base import Change, ChangeReport
+from mailoauth.store.console import ConsoleMethods
 from mailoauth.store.crypto import Cipher, SecretKey, blob_key_id
 from mailoauth.store.engine import read_transaction, write_transaction
+from mailoauth.store.pending import PendingMethods
 from mailoauth.store.relay_users import RelayUserMethods
 from mailoauth.store.schema import grants, mailboxes, providers
 from mailoauth.store.sealed import record_key_id, sealed_blobs, stored_key_id
@@ -52,10 +55,19 @@ _MAILBOX_SELECT = sa.select(
 ).join_from(mailboxes, providers, mailboxes.c.provider_id == providers.c.id)
 
 
-class SqlStore(MailStateMethods, OutboundMethods, RelayUserMethods):
+class SqlStore(
+    MailStateMethods,
+    OutboundMethods,
+    RelayUserMethods,
+    PendingMethods,
+    ConsoleMethods,
+    ApiKeyMethods,
+):
     """Providers, mailboxes and grants in a SQL database, secrets sealed with one key;
     mail state and the outbound queue come from :mod:`.sql_state`, the relay's logins
-    from :mod:`.relay_users`."""
+    from :mod:`.relay_users`, authorizations in progress from :mod:`.pending`, the console's
+    admins, sessions and audit log from :mod:`.console`, the REST API's keys from
+    :mod:`.api_keys`."""
 
     def __init__(
         self,

@@ -110,6 +110,16 @@ class OutboundMethods:
                 conn, owner, now=now, until=now + ttl, limit=limit, mailbox_id=owner_id
             )
 
+    def outbound_lease_owners(self, *, now: datetime) -> list[str]:
+        """Who holds running leases (one indexed read)."""
+        with read_transaction(self._engine) as conn:
+            return outbound.lease_owners(conn, now)
+
+    def release_outbound_leases(self, owner: str, *, now: datetime) -> int:
+        """End ``owner``'s running leases now (its process is gone); how many."""
+        with write_transaction(self._engine) as conn:
+            return outbound.release(conn, owner, now)
+
     def settle_outbound(
         self,
         entry_id: int,
