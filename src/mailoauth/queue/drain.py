@@ -8,18 +8,17 @@ at a time), settle every message by :func:`~.policy.decide`, count the outcomes.
 At least once, duplicates only after a crash: a message is marked sent in its own short
 transaction right after the upstream accepted it; a process that dies between the two
 leaves the message leased, and once the lease has run out another run sends it again —
-with the same Message-ID, fixed when it was queued. Two runs, in one process or on two
-nodes, never hold the same message: the claim is one write transaction under the store's
-write lock, and a run whose lease was taken over cannot settle the message any more.
+with the same Message-ID, fixed when it was queued. A lease whose process is known to be
+gone (killed on this machine, :mod:`.owners`) is taken over at the next run at once. Two
+runs, in one process or on two nodes, never hold the same message: the claim is one write
+transaction under the store's write lock, and a run whose lease was taken over cannot settle
+the message any more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import httpx
 from mailoauth.errors import MailoauthError
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.queue.delivery import Claimed, deliver_mailbox
+from mailoauth.queue.owners import default_owner, gone
 from mailoauth.queue.policy import DEFAULT_SCHEDULE, Random, RetrySchedule, decide
 from mailoauth.store import QueuedMessage, QueueStatus, Store
 
@@ -76,9 +76,12 @@ class DrainReport:
         )
 
 
-def default_owner() -> str:
-    """A lease owner unique to this run: host, process and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def _take_over_from_the_dead(store: Store, now: datetime) -> None:
+    """End the leases of runs whose process is gone (killed), so their messages are
+    delivered now rather than when the lease runs out (:mod:`.owners`)."""
+    for owner in store.outbound_lease_owners(now=now):
+        if gone(owner):
+            store.release_outbound_leases(owner, now=now)
 
 
 async def drain(
@@ -100,6 +103,7 @@ async def drain(
     failure or a bug propagates after the other mailboxes' batches finished (their leases
     then run out, and the messages are tried again)."""
     owner = owner or default_owner()
+    await asyncio.to_thread(_take_over_from_the_dead, store, now())
     claimed = await asyncio.to_thread(
         store.claim_outbound,
         owner,
