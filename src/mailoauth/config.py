@@ -12,9 +12,12 @@ environment variable          meaning (default)
                               ``postgresql://user@host/db`` for several nodes
 ``MAILOAUTH_SECRET_KEY``      the key that encrypts stored secrets (else the key file)
 ``MAILOAUTH_KEY_FILE``        key file path (``$MAILOAUTH_HOME/secret.key``, made on first run)
-``MAILOAUTH_BASE_URL``        public URL of the service (``http://127.0.0.1:8025``); the
-                              default redirect URI is ``BASE_URL/oauth/callback``
+``MAILOAUTH_BASE_URL``        public URL of the service (``http://127.0.0.1:8025``; ``serve``
+                              fills in its listen address); the default redirect URI is
+                              ``BASE_URL/oauth/callback``
 ``MAILOAUTH_LISTEN``          ``HOST:PORT`` the service binds (``127.0.0.1:8025``)
+``MAILOAUTH_TLS_CERT``        PEM certificate (chain) for ``mailoauth serve``'s https; with
+``MAILOAUTH_TLS_KEY``         its PEM private key: both or neither (none: plain http)
 ``MAILOAUTH_CA_FILE``         a PEM file of extra CAs to trust (beside the system's) for
                               mail servers, mail APIs and webhooks with a private CA
 ``MAILOAUTH_RELAY_SMTP``      ``HOST:PORT`` of the SMTP relay for password-only apps
@@ -24,6 +27,11 @@ environment variable          meaning (default)
 ``MAILOAUTH_RELAY_TLS_KEY``   its PEM private key: both or neither (none: no TLS)
 ``MAILOAUTH_RELAY_SMTP_TLS``  ``starttls`` (RFC 3207; the default with a certificate) or
                               ``implicit`` (TLS from the first byte, RFC 8314, port 465 style)
+``MAILOAUTH_RELAY_IMAP``      ``HOST:PORT`` of the IMAP relay (``127.0.0.1:1143``), and
+``MAILOAUTH_RELAY_POP3``      of the POP3 relay (``127.0.0.1:1110``); ``off`` and the
+                              loopback rule as for SMTP
+``MAILOAUTH_RELAY_IMAP_TLS``  ``starttls`` (STARTTLS / STLS, RFC 2595; the default with a
+``MAILOAUTH_RELAY_POP3_TLS``  certificate) or ``implicit`` (993 / 995 style, RFC 8314)
 ============================  ===========================================================
 """
 
@@ -43,20 +51,30 @@ from mailoauth.validate import check_redirect_uri, is_loopback_host
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_LISTEN",
+    "DEFAULT_RELAY_IMAP",
+    "DEFAULT_RELAY_POP3",
     "DEFAULT_RELAY_SMTP",
+    "RELAY_IMAP_TLS",
+    "RELAY_POP3_TLS",
     "RELAY_SMTP_TLS",
     "RELAY_TLS_CERT",
     "RELAY_TLS_KEY",
+    "TLS_CERT",
+    "TLS_KEY",
     "RelayTls",
+    "ServiceTls",
     "Settings",
     "parse_listen",
     "parse_relay",
     "parse_relay_tls",
+    "parse_service_tls",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8025"
 DEFAULT_LISTEN = "127.0.0.1:8025"
 DEFAULT_RELAY_SMTP = "127.0.0.1:2525"
+DEFAULT_RELAY_IMAP = "127.0.0.1:1143"
+DEFAULT_RELAY_POP3 = "127.0.0.1:1110"
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -95,6 +113,8 @@ def parse_relay(field: str, value: str, *, tls: bool = False) -> tuple[str, int]
 RELAY_TLS_CERT: Final = "MAILOAUTH_RELAY_TLS_CERT"
 RELAY_TLS_KEY: Final = "MAILOAUTH_RELAY_TLS_KEY"
 RELAY_SMTP_TLS: Final = "MAILOAUTH_RELAY_SMTP_TLS"
+RELAY_IMAP_TLS: Final = "MAILOAUTH_RELAY_IMAP_TLS"
+RELAY_POP3_TLS: Final = "MAILOAUTH_RELAY_POP3_TLS"
 
 
 @dataclass(frozen=True)
@@ -113,29 +133,56 @@ class RelayTls:
         return "implicit" if self.implicit else "starttls"
 
 
-def parse_relay_tls(env: Mapping[str, str]) -> RelayTls | None:
-    """``MAILOAUTH_RELAY_TLS_CERT`` / ``_KEY`` (both or neither) and
-    ``MAILOAUTH_RELAY_SMTP_TLS`` (``starttls``, the default, or ``implicit``)."""
+def parse_relay_tls(env: Mapping[str, str], mode_variable: str = RELAY_SMTP_TLS) -> RelayTls | None:
+    """``MAILOAUTH_RELAY_TLS_CERT`` / ``_KEY`` (both or neither) and the listener's mode
+    variable, ``MAILOAUTH_RELAY_SMTP_TLS`` by default (``_IMAP_TLS``, ``_POP3_TLS``):
+    ``starttls``, the default, or ``implicit``."""
     cert, key = env.get(RELAY_TLS_CERT, "").strip(), env.get(RELAY_TLS_KEY, "").strip()
-    mode = env.get(RELAY_SMTP_TLS, "").strip().lower()
+    mode = env.get(mode_variable, "").strip().lower()
     if mode not in ("", "starttls", "implicit"):
-        raise ConfigError(RELAY_SMTP_TLS, f"{mode!r} is not a TLS mode", "use starttls or implicit")
+        raise ConfigError(mode_variable, f"{mode!r} is not a TLS mode", "use starttls or implicit")
+    _both_or_neither(cert, key, RELAY_TLS_CERT, RELAY_TLS_KEY)
+    if not cert:
+        if mode:
+            raise ConfigError(
+                mode_variable,
+                f"is {mode} but the relay has no certificate",
+                f"set {RELAY_TLS_CERT} and {RELAY_TLS_KEY}, or unset {mode_variable}",
+            )
+        return None
+    return RelayTls(Path(cert).expanduser(), Path(key).expanduser(), implicit=mode == "implicit")
+
+
+def _both_or_neither(cert: str, key: str, cert_field: str, key_field: str) -> None:
     if bool(cert) != bool(key):
-        have, missing = (RELAY_TLS_CERT, RELAY_TLS_KEY) if cert else (RELAY_TLS_KEY, RELAY_TLS_CERT)
+        have, missing = (cert_field, key_field) if cert else (key_field, cert_field)
         raise ConfigError(
             missing,
             f"is not set but {have} is",
             "set both (the PEM certificate chain and its private key), or neither",
         )
-    if not cert:
-        if mode:
-            raise ConfigError(
-                RELAY_SMTP_TLS,
-                f"is {mode} but the relay has no certificate",
-                f"set {RELAY_TLS_CERT} and {RELAY_TLS_KEY}, or unset {RELAY_SMTP_TLS}",
-            )
-        return None
-    return RelayTls(Path(cert).expanduser(), Path(key).expanduser(), implicit=mode == "implicit")
+
+
+TLS_CERT: Final = "MAILOAUTH_TLS_CERT"
+TLS_KEY: Final = "MAILOAUTH_TLS_KEY"
+
+
+@dataclass(frozen=True)
+class ServiceTls:
+    """``mailoauth serve``'s https: PEM certificate chain and private key paths, from
+    ``--tls-cert`` / ``--tls-key`` or ``MAILOAUTH_TLS_CERT`` / ``_KEY``. The files are read
+    when the service starts (:func:`mailoauth.relay.tls.load_server_context`)."""
+
+    cert: Path
+    key: Path
+
+
+def parse_service_tls(cert: str | None, key: str | None) -> ServiceTls | None:
+    """The certificate and key paths (both or neither; errors name ``tls_cert`` /
+    ``tls_key``, like the options ``--tls-cert`` / ``--tls-key``)."""
+    cert, key = (cert or "").strip(), (key or "").strip()
+    _both_or_neither(cert, key, "tls_cert", "tls_key")
+    return ServiceTls(Path(cert).expanduser(), Path(key).expanduser()) if cert else None
 
 
 def _check_base_url(value: str) -> str:
@@ -158,6 +205,11 @@ class Settings:
     ca_file: str | None = None
     relay_smtp: tuple[str, int] | None = ("127.0.0.1", 2525)
     relay_tls: RelayTls | None = None
+    tls: ServiceTls | None = None
+    relay_imap: tuple[str, int] | None = ("127.0.0.1", 1143)
+    relay_pop3: tuple[str, int] | None = ("127.0.0.1", 1110)
+    relay_imap_tls: RelayTls | None = None
+    relay_pop3_tls: RelayTls | None = None
 
     @classmethod
     def load(
@@ -173,6 +225,8 @@ class Settings:
         data_dir = data_dir or default_data_dir(env)
         key = env.get("MAILOAUTH_SECRET_KEY")
         relay_tls = parse_relay_tls(env)
+        imap_tls = parse_relay_tls(env, RELAY_IMAP_TLS)
+        pop3_tls = parse_relay_tls(env, RELAY_POP3_TLS)
         settings = cls(
             data_dir=data_dir,
             database_url=env.get("MAILOAUTH_DATABASE_URL")
@@ -186,15 +240,40 @@ class Settings:
                 tls=relay_tls is not None,
             ),
             relay_tls=relay_tls,
+            tls=parse_service_tls(env.get(TLS_CERT), env.get(TLS_KEY)),
+            relay_imap=parse_relay(
+                "relay_imap",
+                env.get("MAILOAUTH_RELAY_IMAP", DEFAULT_RELAY_IMAP),
+                tls=imap_tls is not None,
+            ),
+            relay_pop3=parse_relay(
+                "relay_pop3",
+                env.get("MAILOAUTH_RELAY_POP3", DEFAULT_RELAY_POP3),
+                tls=pop3_tls is not None,
+            ),
+            relay_imap_tls=imap_tls,
+            relay_pop3_tls=pop3_tls,
         )
         return settings.override(
             listen=listen or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN,
             base_url=base_url or env.get("MAILOAUTH_BASE_URL") or DEFAULT_BASE_URL,
         )
 
-    def override(self, *, listen: str | None = None, base_url: str | None = None) -> Settings:
-        """A copy with a new listen address and/or base URL, both validated."""
+    def override(
+        self,
+        *,
+        listen: str | None = None,
+        base_url: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ) -> Settings:
+        """A copy with a new listen address, base URL and/or TLS file, each validated; a
+        TLS file given alone is paired with the other one already set."""
         settings = self
+        if tls_cert is not None or tls_key is not None:
+            cert = tls_cert or (str(self.tls.cert) if self.tls else None)
+            key = tls_key or (str(self.tls.key) if self.tls else None)
+            settings = replace(settings, tls=parse_service_tls(cert, key))
         if listen is not None:
             host, port = parse_listen("listen", listen)
             settings = replace(settings, listen_host=host, listen_port=port)

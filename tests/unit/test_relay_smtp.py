@@ -246,3 +246,24 @@ async def test_a_burst_of_messages_costs_two_delivery_runs_not_one_each(
         await relay.stop()  # waits for the runs it started
     assert calls == ["sales", "sales"]  # one more for the messages that came meanwhile
     assert len(store.list_outbound()) == 4
+
+
+async def test_connections_logins_and_messages_are_counted(relay: Relay, password: str):
+    def session(smtp: smtplib.SMTP) -> None:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            login("PLAIN", "pbx", "wrong")(smtp)
+        login("PLAIN", "pbx", password)(smtp)
+        smtp.sendmail(SALES, ["bob@example.com"], note().as_bytes())
+        with pytest.raises(smtplib.SMTPSenderRefused):
+            smtp.sendmail("boss@contoso.com", ["bob@example.com"], note().as_bytes())
+
+    await relay.client(session)
+    counters = relay.relay.counters
+    deadline = asyncio.get_running_loop().time() + 5
+    while counters.snapshot().connections.get("smtp"):  # the relay saw the QUIT
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    snapshot = counters.snapshot()
+    assert snapshot.connections == {"smtp": 0}
+    assert snapshot.logins == {("smtp", "refused"): 1, ("smtp", "ok"): 1}
+    assert snapshot.messages == {("queue", "queued"): 1, ("queue", "rejected"): 1}

@@ -3,15 +3,21 @@ bound to a mailbox's From addresses; wrong passwords lock an address out for a w
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 
 from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, NotFoundError
+from mailoauth.models import OutgoingSettings
+from mailoauth.providers import Transport
 from mailoauth.relay import (
     FailureLimiter,
+    RelayMode,
     RelayProtocol,
     add_user,
     allowed_senders,
@@ -20,9 +26,11 @@ from mailoauth.relay import (
     make_verifier,
     new_password,
     reset_password,
+    set_mode,
 )
 from mailoauth.secret import Secret
 from mailoauth.store import open_store
+from mailoauth.store.engine import alembic_config, write_transaction
 from tests import store_samples as s
 
 
@@ -68,7 +76,7 @@ def test_checking_compares_in_constant_time(monkeypatch):
         calls.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr("mailoauth.relay.users.hmac.compare_digest", spy)
+    monkeypatch.setattr("mailoauth.store.verifiers.hmac.compare_digest", spy)
     verifier = make_verifier(Secret("pw"))
     assert not check_password(verifier, Secret("wrong"))
     assert calls == [(32, 32)]  # digest against digest, never the text itself
@@ -190,3 +198,51 @@ def test_memory_is_bounded_by_the_number_of_addresses_tracked():
         limiter.failure(address)
     assert limiter.retry_after("a") == 0  # forgotten
     assert limiter.retry_after("c") == 300
+
+
+# --- modes ------------------------------------------------------------------------------
+
+
+def test_the_mode_is_queue_unless_asked_and_can_be_switched(store):
+    add_user(store, "pbx", "sales")
+    add_user(store, "scanner", "sales", mode=RelayMode.PASSTHROUGH)
+    assert {u.name: u.mode for u in store.list_relay_users()} == {
+        "pbx": RelayMode.QUEUE,
+        "scanner": RelayMode.PASSTHROUGH,
+    }
+    assert set_mode(store, "pbx", RelayMode.PASSTHROUGH).mode is RelayMode.PASSTHROUGH
+    assert store.get_relay_user("pbx").mode is RelayMode.PASSTHROUGH
+    with pytest.raises(NotFoundError):
+        set_mode(store, "nobody", RelayMode.QUEUE)
+
+
+def test_passthrough_needs_a_mailbox_that_sends_over_smtp(store):
+    graph = dataclasses.replace(
+        s.smtp_imap(),
+        name="orders",
+        outgoing=OutgoingSettings(transport=Transport.GRAPH),
+        incoming=None,
+    )
+    store.put_mailbox(graph)
+    with pytest.raises(ConfigError) as refused:
+        add_user(store, "bi", "orders", mode=RelayMode.PASSTHROUGH)
+    assert str(refused.value) == (
+        "--mode: passthrough relays SMTP live, and mailbox 'orders' sends over graph; use "
+        "--mode queue (the queue delivers over every transport), or give the mailbox an SMTP "
+        "outgoing transport"
+    )
+    add_user(store, "bi", "orders")  # queue mode delivers over Graph
+    with pytest.raises(ConfigError):
+        set_mode(store, "bi", RelayMode.PASSTHROUGH)
+    assert store.get_relay_user("bi").mode is RelayMode.QUEUE
+
+
+def test_logins_made_before_modes_existed_become_queue_logins(store):
+    """Migration 0005 on a database with relay users (at 0004 they had no mode)."""
+    add_user(store, "pbx", "sales", mode=RelayMode.PASSTHROUGH)
+    with write_transaction(store.engine) as conn:
+        command.downgrade(alembic_config(conn), "0004")
+        assert "mode" not in {c["name"] for c in sa.inspect(conn).get_columns("relay_users")}
+    with write_transaction(store.engine) as conn:
+        command.upgrade(alembic_config(conn), "head")
+    assert store.get_relay_user("pbx").mode is RelayMode.QUEUE

@@ -1,4 +1,4 @@
-"""``mailoauth relay-user add | list | remove | reset-password`` and ``mailoauth relay``.
+"""``mailoauth relay-user add | set | list | remove | reset-password`` and ``mailoauth relay``.
 
 A relay user is one password-only application's login to the local relay, bound to one
 mailbox. Its password is generated, printed once by ``add`` / ``reset-password`` and
@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import signal
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -24,7 +25,7 @@ from mailoauth.config import DEFAULT_RELAY_SMTP, Settings
 from mailoauth.errors import ConfigError
 from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
-from mailoauth.relay import RelayProtocol, add_user, reset_password
+from mailoauth.relay import RelayMode, RelayProtocol, add_user, reset_password, set_mode
 from mailoauth.relay.service import start_relays
 from mailoauth.store import RelayUser, Store
 
@@ -53,19 +54,50 @@ def _protocols(text: str) -> list[RelayProtocol]:
         ) from exc
 
 
-def _where(settings: Settings) -> str:
-    if settings.relay_smtp is None:
-        return "the SMTP relay is off (MAILOAUTH_RELAY_SMTP)"
-    host, port = settings.relay_smtp
-    tls = "no TLS" if settings.relay_tls is None else settings.relay_tls.mode.upper()
-    return f"SMTP relay {host}:{port}, {tls}, AUTH PLAIN or LOGIN"
+def _mode(text: str) -> RelayMode:
+    try:
+        return RelayMode(text.strip().lower())
+    except ValueError:
+        raise ConfigError("--mode", f"{text!r} is not a mode", "use queue or passthrough") from None
+
+
+_MODE_HELP = (
+    "queue: store, answer 250, deliver (retried); passthrough: relay the SMTP transaction "
+    "live and answer with the upstream's replies (docs/relay.md)."
+)
+
+
+_LOGINS = {
+    "smtp": "AUTH PLAIN or LOGIN",
+    "imap": "LOGIN or AUTHENTICATE PLAIN",
+    "pop3": "USER/PASS or AUTH PLAIN",
+}
+
+
+def _where(settings: Settings, protocols: Sequence[str] = ("smtp",)) -> str:
+    """Where the relay listens for each of ``protocols``, and how to log in there."""
+    listeners = {
+        "smtp": (settings.relay_smtp, settings.relay_tls),
+        "imap": (settings.relay_imap, settings.relay_imap_tls),
+        "pop3": (settings.relay_pop3, settings.relay_pop3_tls),
+    }
+    parts = []
+    for name in protocols:
+        address, tls = listeners[name]
+        if address is None:
+            parts.append(f"the {name.upper()} relay is off (MAILOAUTH_RELAY_{name.upper()})")
+            continue
+        mode = "no TLS" if tls is None else tls.mode.upper()
+        parts.append(f"{name.upper()} relay {address[0]}:{address[1]}, {mode}, {_LOGINS[name]}")
+    return "; ".join(parts)
 
 
 def _show_password(settings: Settings, user: RelayUser, password: str) -> None:
     typer.echo(f"login:    {user.name}")
     typer.echo(f"password: {password}")
     typer.echo(
-        f"({_where(settings)}; the password is shown only now: put it in the application)",
+        f"({_where(settings, user.protocols)}; the password is shown only now: put it in the "
+        "application)",
         err=True,
     )
 
@@ -85,14 +117,32 @@ def add_command(
     protocols: Annotated[
         str, typer.Option("--protocols", help="Comma-separated: smtp, imap, pop3.")
     ] = "smtp",
+    mode: Annotated[str, typer.Option("--mode", help=_MODE_HELP)] = "queue",
 ) -> None:
     """Create a login for an application; prints its generated password once."""
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         user, password = add_user(
-            store, app_name, mailbox, allow_from=allow_from, protocols=_protocols(protocols)
+            store,
+            app_name,
+            mailbox,
+            allow_from=allow_from,
+            protocols=_protocols(protocols),
+            mode=_mode(mode),
         )
     _show_password(settings, user, password.reveal())
+
+
+@relay_user_app.command("set")
+def set_command(
+    ctx: typer.Context,
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="The application's login.")],
+    mode: Annotated[str, typer.Option("--mode", help=_MODE_HELP)],
+) -> None:
+    """Change a login's mode; its next login uses it (the password stays)."""
+    with store_of(ctx) as store:
+        user = set_mode(store, app_name, _mode(mode))
+    typer.echo(f"relay user {user.name}: mode {user.mode.value}")
 
 
 def _allowed(store: Store, user: RelayUser) -> str:
@@ -106,7 +156,7 @@ def list_command(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The relay users: mailbox, allowed From addresses, protocols (never a password)."""
+    """The relay users: mailbox, mode, allowed From, protocols (never a password)."""
     with store_of(ctx) as store:
         users = store.list_relay_users()
         allowed = {u.name: _allowed(store, u) for u in users}
@@ -118,6 +168,7 @@ def list_command(
                     "mailbox": u.mailbox,
                     "allow_from": list(u.allow_from),
                     "protocols": list(u.protocols),
+                    "mode": u.mode.value,
                     "created_at": u.created_at.isoformat(),
                     "password_set_at": u.password_set_at.isoformat(),
                 }
@@ -129,12 +180,18 @@ def list_command(
         typer.echo("no relay user; `mailoauth relay-user add APP --mailbox NAME` makes one")
         return
     rows = [
-        [u.name, u.mailbox, allowed[u.name], ",".join(u.protocols), f"{u.password_set_at:%Y-%m-%d}"]
+        [
+            u.name,
+            u.mailbox,
+            u.mode.value,
+            allowed[u.name],
+            ",".join(u.protocols),
+            f"{u.password_set_at:%Y-%m-%d}",
+        ]
         for u in users
     ]
-    print_table(
-        "Relay users", ["login", "mailbox", "allowed From", "protocols", "password set"], rows
-    )
+    columns = ["login", "mailbox", "mode", "allowed From", "protocols", "password set"]
+    print_table("Relay users", columns, rows)
 
 
 @relay_user_app.command("remove")
@@ -161,16 +218,17 @@ def reset_command(
 
 
 def relay_command(ctx: typer.Context) -> None:
-    """Run the SMTP relay alone, in the foreground (``mailoauth serve`` runs it too).
+    """Run the relay (SMTP, IMAP, POP3) alone, in the foreground (``mailoauth serve``
+    runs it too).
 
     Accepted mail is queued and a delivery run starts at once; retries need the service's
     scheduler (`mailoauth serve`) or `mailoauth queue run`. SIGTERM or Ctrl-C stop it."""
     settings = settings_of(ctx)
-    if settings.relay_smtp is None:
+    if settings.relay_smtp is None and settings.relay_imap is None and settings.relay_pop3 is None:
         raise ConfigError(
             "MAILOAUTH_RELAY_SMTP",
-            "is off",
-            f"set it to a loopback HOST:PORT, e.g. {DEFAULT_RELAY_SMTP} (any address once "
+            "is off, and so are MAILOAUTH_RELAY_IMAP and MAILOAUTH_RELAY_POP3",
+            f"set one to a loopback HOST:PORT, e.g. {DEFAULT_RELAY_SMTP} (any address once "
             "MAILOAUTH_RELAY_TLS_CERT and MAILOAUTH_RELAY_TLS_KEY are set)",
         )
     log_to_stderr()

@@ -52,7 +52,7 @@ from mailoauth.providers import Security, Transport
 from mailoauth.sasl import decode
 from mailoauth.secret import Secret
 
-__all__ = ["check_pop3", "fetch_pop3"]
+__all__ = ["check_pop3", "fetch_pop3", "open_pop3"]
 
 INBOX: Final = "INBOX"  # POP3 reads the one maildrop; the ledger keeps it under this name
 _CHUNK: Final = 64 * 1024
@@ -255,6 +255,51 @@ async def _logged_in(
         raise RemoteProtocolError(f"{where(host, port)}: {exc}") from None
     finally:
         await stream.close()
+
+
+async def open_pop3(
+    settings: IncomingSettings,
+    user: str,
+    token: Secret,
+    *,
+    mechanism: str = "auto",
+    ca_file: str | None = None,
+    timeout: float = 30,
+    transcript: Transcript | None = None,
+) -> MailStream:
+    """Connect, STLS when asked, log in, and hand over the open stream (for the relay,
+    which passes the client's bytes through it). The caller QUITs and closes it. Raises
+    what :func:`fetch_pop3` raises for the login; nothing the server sent is left unread."""
+    transcript = transcript or Transcript("pop3", enabled=False)
+    host, port = _target(settings)
+    transcript.hide(token)
+    context = tls_context(ca_file)
+    stream = await open_stream(
+        host, port, settings.security, context, timeout=timeout, transcript=transcript
+    )
+    try:
+        session = _Session(stream)
+        offered = await _start(session, settings.security, context)
+        await _login(session, offered, user, token, mechanism)
+        if session.protocol.buffered:
+            raise RemoteProtocolError("the server sent data after its login reply, unasked")
+    except SaslError as exc:
+        await stream.close()
+        raise SaslError(
+            f"{where(host, port)}: {exc}",
+            mechanism=exc.mechanism,
+            status=exc.status,
+            scope=exc.scope,
+            server_message=exc.server_message,
+            temporary=exc.temporary,
+        ) from None
+    except RemoteProtocolError as exc:
+        await stream.close()
+        raise RemoteProtocolError(f"{where(host, port)}: {exc}") from None
+    except BaseException:
+        await stream.close()
+        raise
+    return stream
 
 
 async def _fetch(

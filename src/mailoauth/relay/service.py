@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mailoauth.config import Settings
 from mailoauth.errors import ConfigError
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.relay.counters import RelayCounters
+from mailoauth.relay.imap import ImapRelay
 from mailoauth.relay.limits import FailureLimiter
+from mailoauth.relay.pop3 import Pop3Relay
 from mailoauth.relay.smtp import SmtpRelay
 from mailoauth.store import Store
 
@@ -29,6 +32,11 @@ log = logging.getLogger("mailoauth.relay")
 Drain = Callable[..., Awaitable[object]]
 
 
+class Listener(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class Relays:
     """The listeners that started (possibly none), with what they share: the counters
@@ -38,7 +46,9 @@ class Relays:
     counters: RelayCounters = field(default_factory=RelayCounters)
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     smtp: SmtpRelay | None = None
-    started: list[SmtpRelay] = field(default_factory=list)
+    imap: ImapRelay | None = None
+    pop3: Pop3Relay | None = None
+    started: list[Listener] = field(default_factory=list)
 
     async def stop(self) -> None:
         for listener in reversed(self.started):
@@ -61,16 +71,45 @@ async def start_relays(
             return await drain(mailbox=mailbox)
 
         smtp = SmtpRelay(
-            store, *settings.relay_smtp, nudge=nudge, tls=settings.relay_tls, limiter=relays.limiter
+            store,
+            *settings.relay_smtp,
+            nudge=nudge,
+            tls=settings.relay_tls,
+            limiter=relays.limiter,
+            counters=relays.counters,
+            tokens=tokens,  # passthrough logins
+            ca_file=settings.ca_file,
         )
-        try:
-            await smtp.start()
-        except ConfigError as exc:
-            if strict:
-                await relays.stop()
-                raise
-            log.error("relay not started: %s", exc)
-        else:
+        if await _start(relays, smtp, strict):
             relays.smtp = smtp
-            relays.started.append(smtp)
+    for kind, address, tls in (
+        (ImapRelay, settings.relay_imap, settings.relay_imap_tls),
+        (Pop3Relay, settings.relay_pop3, settings.relay_pop3_tls),
+    ):
+        if address is None:
+            continue
+        listener = kind(
+            store,
+            tokens,
+            *address,
+            tls=tls,
+            limiter=relays.limiter,
+            counters=relays.counters,
+            ca_file=settings.ca_file,
+        )
+        if await _start(relays, listener, strict):
+            setattr(relays, listener.protocol.value, listener)
     return relays
+
+
+async def _start(relays: Relays, listener: Listener, strict: bool) -> bool:
+    try:
+        await listener.start()
+    except ConfigError as exc:
+        if strict:
+            await relays.stop()
+            raise
+        log.error("relay not started: %s", exc)
+        return False
+    relays.started.append(listener)
+    return True

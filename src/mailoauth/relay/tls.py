@@ -5,6 +5,9 @@ the minimum (RFC 8996 deprecates 1.0 and 1.1). Every problem with the files is a
 :class:`~mailoauth.errors.ConfigError` naming the variable to fix, raised when the relay
 starts: a file that cannot be read, one that is not PEM, a key that does not belong to the
 certificate, a key protected by a passphrase (the service cannot prompt for one).
+
+:func:`load_server_context` holds those checks for any pair of files and names the fields
+it is given: ``mailoauth serve --tls-cert/--tls-key`` (the console's https) uses it too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from mailoauth.config import RELAY_TLS_CERT, RELAY_TLS_KEY, RelayTls
 from mailoauth.errors import ConfigError
 
-__all__ = ["server_context"]
+__all__ = ["load_server_context", "server_context"]
 
 
 class _EncryptedKeyError(Exception):
@@ -40,30 +43,40 @@ def _check_readable(variable: str, path: Path) -> None:
 
 def server_context(tls: RelayTls) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` serving ``tls.cert`` with ``tls.key``; no client certificates."""
-    _check_readable(RELAY_TLS_CERT, tls.cert)
-    _check_readable(RELAY_TLS_KEY, tls.key)
+    return load_server_context(
+        tls.cert, tls.key, cert_field=RELAY_TLS_CERT, key_field=RELAY_TLS_KEY
+    )
+
+
+def load_server_context(
+    cert: Path, key: Path, *, cert_field: str, key_field: str
+) -> ssl.SSLContext:
+    """A TLS 1.2+ server context for the PEM certificate chain ``cert`` and its private key
+    ``key``; every problem is a :class:`ConfigError` naming ``cert_field`` or ``key_field``."""
+    _check_readable(cert_field, cert)
+    _check_readable(key_field, key)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(tls.cert, tls.key, password=_no_passphrase)
+        context.load_cert_chain(cert, key, password=_no_passphrase)
     except _EncryptedKeyError:
         raise ConfigError(
-            RELAY_TLS_KEY,
-            f"{tls.key} is protected by a passphrase",
+            key_field,
+            f"{key} is protected by a passphrase",
             "store the key without one (e.g. openssl pkey -in KEY -out PLAIN.key), readable "
             "only by the service's user",
         ) from None
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise ConfigError(
-                RELAY_TLS_KEY,
-                f"{tls.key} is not the private key of the certificate in {tls.cert}",
-                f"set {RELAY_TLS_KEY} to the key the certificate was issued for",
+                key_field,
+                f"{key} is not the private key of the certificate in {cert}",
+                f"set {key_field} to the key the certificate was issued for",
             ) from exc
         raise ConfigError(
-            RELAY_TLS_CERT,
-            f"cannot load {tls.cert} with the key {tls.key} ({exc.reason or exc})",
-            f"{RELAY_TLS_CERT} must be a PEM certificate (chain, server first) and "
-            f"{RELAY_TLS_KEY} its PEM private key",
+            cert_field,
+            f"cannot load {cert} with the key {key} ({exc.reason or exc})",
+            f"{cert_field} must be a PEM certificate (chain, server first) and "
+            f"{key_field} its PEM private key",
         ) from exc
     return context

@@ -4,25 +4,14 @@ Password-only applications (a PBX, a printer, a BI server) log in to the relay w
 login name of their own (``APP``) and a password that ``mailoauth relay-user add`` makes
 with :func:`secrets.token_urlsafe` (24 bytes: 192 bits) and prints once.
 
-Why a salted SHA-256 and not a slow hash (bcrypt, scrypt, Argon2): slow hashes exist to
-make guessing a *human-chosen* password from a stolen hash expensive. A random 192-bit
-password cannot be guessed from its hash whatever the hash costs — 2^191 tries on average —
-so one HMAC-SHA256 keyed with a per-row random salt is as safe, and checking it costs
-microseconds, so logins are never the relay's bottleneck (a slow hash would cost ~100 ms
-of CPU per login, and give an attacker a cheap way to load the service). The salt keeps
-two logins' verifiers different even for equal passwords. The comparison is constant
-time (:func:`hmac.compare_digest`), and an unknown login is checked against a dummy
-verifier so it takes as long as a known one.
-
-The verifier's text form is ``hmac-sha256$<salt>$<digest>`` (base64url), room for a
-later scheme beside it.
+The store keeps a salted HMAC-SHA256 verifier of the password, compared in constant
+time; an unknown login is checked against a dummy verifier so it takes as long as a known
+one. Why a fast hash is right for generated credentials: :mod:`mailoauth.store.verifiers`
+(shared with the REST API's keys).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -31,24 +20,30 @@ from enum import StrEnum
 from typing import Final
 
 from mailoauth.errors import ConfigError, NotFoundError
+from mailoauth.models import Mailbox
+from mailoauth.providers import Transport
 from mailoauth.secret import Secret
 from mailoauth.store import RelayUser, Store
+from mailoauth.store.relay_users import RelayMode
+from mailoauth.store.verifiers import DUMMY_VERIFIER, check_verifier, make_verifier
 from mailoauth.validate import check_address
 
 __all__ = [
+    "RelayMode",
     "RelayProtocol",
     "add_user",
     "allowed_senders",
     "authenticate",
+    "check_mode",
     "check_password",
     "make_verifier",
     "new_password",
     "reset_password",
+    "set_mode",
 ]
 
 Clock = Callable[[], datetime]
 
-_SCHEME: Final = "hmac-sha256"
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _PASSWORD_BYTES: Final = 24  # 192 bits of entropy
 
@@ -63,38 +58,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def new_password() -> Secret:
-    """A fresh random password (32 URL-safe characters, 192 bits)."""
-    return Secret(secrets.token_urlsafe(_PASSWORD_BYTES))
+    """A fresh random password (32 URL-safe characters, 192 bits), starting with a letter
+    or digit: command-line clients read a leading ``-`` as an option (swaks does)."""
+    while True:
+        password = secrets.token_urlsafe(_PASSWORD_BYTES)
+        if password[0].isalnum():
+            return Secret(password)
 
 
-def make_verifier(password: Secret, salt: bytes | None = None) -> str:
-    """The stored form of ``password``: salted HMAC-SHA256, never the password itself."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hmac.new(salt, password.reveal().encode("utf-8"), hashlib.sha256).digest()
-    return f"{_SCHEME}${_b64(salt)}${_b64(digest)}"
-
-
-_DUMMY: Final = make_verifier(Secret("no such relay user"))
-
-
-def check_password(verifier: str, password: Secret) -> bool:
-    """Whether ``password`` matches ``verifier``; constant time in the password."""
-    scheme, _, rest = verifier.partition("$")
-    salt_text, _, digest_text = rest.partition("$")
-    if scheme != _SCHEME or not digest_text:
-        return False
-    salt, expected = _unb64(salt_text), _unb64(digest_text)
-    got = hmac.new(salt, password.reveal().encode("utf-8"), hashlib.sha256).digest()
-    return hmac.compare_digest(got, expected)
+_DUMMY: Final = DUMMY_VERIFIER
+#: Whether a password matches a stored verifier (constant time); see ``store.verifiers``.
+check_password = check_verifier
 
 
 def authenticate(
@@ -127,6 +102,7 @@ def add_user(
     *,
     allow_from: Sequence[str] = (),
     protocols: Sequence[RelayProtocol] = (RelayProtocol.SMTP,),
+    mode: RelayMode = RelayMode.QUEUE,
     now: Clock = _utcnow,
 ) -> tuple[RelayUser, Secret]:
     """Create relay user ``name`` for ``mailbox``; returns it and its password — the only
@@ -150,6 +126,7 @@ def add_user(
             )
     if not protocols:
         raise ConfigError("--protocols", "is empty", "name at least one of smtp, imap, pop3")
+    check_mode(box, mode)
     password = new_password()
     at = now()
     user = RelayUser(
@@ -160,6 +137,7 @@ def add_user(
         protocols=tuple(dict.fromkeys(p.value for p in protocols)),
         created_at=at,
         password_set_at=at,
+        mode=mode,
     )
     store.add_relay_user(user)
     return user, password
@@ -170,3 +148,33 @@ def reset_password(store: Store, name: str, *, now: Clock = _utcnow) -> tuple[Re
     password = new_password()
     user = store.set_relay_verifier(name, make_verifier(password), now=now())
     return user, password
+
+
+def check_mode(mailbox: Mailbox, mode: RelayMode) -> None:
+    """ConfigError unless ``mailbox`` can serve a login in ``mode``.
+
+    Passthrough relays the SMTP transaction itself (the upstream's replies to MAIL, each
+    RCPT and DATA; the message bytes as the application sent them), so it needs an SMTP
+    outgoing transport. Graph's ``sendMail`` and the Gmail API take a whole message over
+    HTTPS: no per-recipient answers, the envelope folded into headers, and Graph's
+    ``202`` is itself "accepted for later delivery" — the queue mode already does that,
+    with retries."""
+    if mode is not RelayMode.PASSTHROUGH:
+        return
+    outgoing = mailbox.outgoing
+    if outgoing is None or outgoing.transport is not Transport.SMTP:
+        how = "cannot send" if outgoing is None else f"sends over {outgoing.transport.value}"
+        raise ConfigError(
+            "--mode",
+            f"passthrough relays SMTP live, and mailbox {mailbox.name!r} {how}",
+            "use --mode queue (the queue delivers over every transport), or give the "
+            "mailbox an SMTP outgoing transport",
+        )
+
+
+def set_mode(store: Store, name: str, mode: RelayMode) -> RelayUser:
+    """Switch ``name`` to ``mode``; the application's next login uses it (connections
+    already logged in keep theirs)."""
+    user = store.get_relay_user(name)
+    check_mode(store.get_mailbox(user.mailbox), mode)
+    return store.set_relay_mode(name, mode)
