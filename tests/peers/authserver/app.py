@@ -4,7 +4,9 @@ injection on ``/token`` and state persistence after every request.
 Endpoints (base ``http://127.0.0.1:PORT``):
 
 - ``GET /authorize`` — RFC 6749 §4.1.1 with PKCE (RFC 7636); auto-consent as the user
-  named by ``login_hint`` (else the first user), or access_denied in ``deny`` mode.
+  named by ``login_hint`` (else the first user), or access_denied in ``deny`` mode; in
+  ``page`` mode a consent page whose Allow / Deny buttons POST to ``/authorize`` (what a
+  browser test clicks in the console's popup).
 - ``POST /token`` — RFC 6749 §3.2 (all grants, see ``grants.py``).
 - ``POST /device``, ``GET /device/verify`` — RFC 8628 §3.1 and §3.3.
 - ``POST /revoke`` — RFC 7009. ``POST /introspect`` — RFC 7662; ``GET /introspect``
@@ -15,6 +17,7 @@ Endpoints (base ``http://127.0.0.1:PORT``):
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
@@ -34,6 +37,20 @@ from .store import Store
 
 LOOPBACK = ("127.0.0.1", "::1")
 ERROR_PAGE = "<html><head><title>500 Internal Server Error</title></head><body>oops</body></html>"
+
+
+def _consent_page(params: dict[str, str], username: str) -> Response:
+    fields = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in params.items()
+    )
+    scopes = html.escape(params.get("scope", ""))
+    body = f"""<!doctype html><html><head><title>Test provider: consent</title></head><body>
+<h1>Allow access?</h1><p id="who">{html.escape(username)}</p><p id="scopes">{scopes}</p>
+<form method="post" action="/authorize">{fields}
+<button name="decision" value="allow">Allow</button>
+<button name="decision" value="deny">Deny</button></form></body></html>"""
+    return Response(body, content_type="text/html")
 
 
 class StoreBearerValidator(BearerTokenValidator):
@@ -103,7 +120,22 @@ def create_app(state_dir: Path, port: int) -> Flask:
                 grant = server.get_consent_grant(end_user=user)
             except OAuth2Error as error:
                 return server.handle_error_response(None, error)
+            if store.state.config.consent == "page":
+                return _consent_page(request.args.to_dict(), user.username if user else "")
             approved = store.state.config.consent == "approve" and user is not None
+            return server.create_authorization_response(
+                grant=grant, grant_user=user if approved else None
+            )
+
+    @app.post("/authorize")
+    def decide() -> Any:
+        with store.lock:
+            user = store.pick_user(request.form.get("login_hint"))
+            try:
+                grant = server.get_consent_grant(end_user=user)
+            except OAuth2Error as error:
+                return server.handle_error_response(None, error)
+            approved = request.form.get("decision") == "allow" and user is not None
             return server.create_authorization_response(
                 grant=grant, grant_user=user if approved else None
             )

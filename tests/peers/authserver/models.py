@@ -271,8 +271,8 @@ class Config:
         unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}")
-        if changes.get("consent") not in (None, "approve", "deny"):
-            raise ValueError(f"consent must be approve or deny, not {changes['consent']!r}")
+        if changes.get("consent") not in (None, "approve", "deny", "page"):
+            raise ValueError(f"consent must be approve, deny or page, not {changes['consent']!r}")
         converted = {
             key: type(getattr(self, key))(value)
             for key, value in changes.items()
