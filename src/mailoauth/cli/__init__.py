@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from mailoauth.cli.admin import register_admin_commands
+from mailoauth.cli.apikeys import register_api_key_commands
 from mailoauth.cli.context import CliContext
 from mailoauth.cli.keys import register_key_commands
 from mailoauth.cli.mail import register_mail_commands
@@ -63,6 +65,8 @@ register_key_commands(app)
 register_mail_commands(app)
 register_queue_commands(app)
 register_relay_commands(app)
+register_api_key_commands(app)
+register_admin_commands(app)
 
 
 def main() -> None:

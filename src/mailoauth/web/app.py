@@ -1,12 +1,11 @@
 """ASGI application factory: the service's second composition root (with ``cli``).
 
-Today it serves ``/healthz`` and a read-only overview of providers and mailboxes; the admin
-console, REST API and OAuth redirect endpoint grow here. Routes that touch the store are
-plain ``def`` so FastAPI runs them in its worker threads: the store is synchronous and
-nothing blocking may run on the event loop.
-
-There is no login yet, so ``mailoauth serve`` binds loopback addresses only, and no page
-shows a secret: secret fields appear as "set" at most.
+It serves ``/healthz``, ``/metrics``, the admin console (``web/console``: login, sessions,
+CSRF on every form, security headers, the dashboard), the REST API (``web/api``) and the
+OAuth redirect endpoint (``web/oauth.py``). Routes that touch the store are plain ``def``
+so FastAPI runs them in its worker threads: the store is synchronous and nothing blocking
+may run on the event loop. No page or response shows a secret: secret fields appear as
+"set" at most.
 
 The ASGI lifespan builds what the whole service shares — one ``httpx.AsyncClient``
 (trusting the system's CAs plus ``MAILOAUTH_CA_FILE``), one
@@ -26,19 +25,16 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
-from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 
 from mailoauth import __version__, queue
 from mailoauth.config import Settings
 from mailoauth.errors import MailoauthError
 from mailoauth.mail.connect import http_client
 from mailoauth.oauth.tokens import TokenService
+from mailoauth.queue.nudge import Nudger
 from mailoauth.relay.service import start_relays
 from mailoauth.scheduler import Scheduler, ServiceWork, load_snapshot, state_counts
 from mailoauth.store import Store
@@ -52,8 +48,6 @@ from mailoauth.web.oauth import mount_oauth
 __all__ = ["create_app"]
 
 log = logging.getLogger("mailoauth.service")
-
-_TEMPLATES = Path(__file__).parent / "templates"
 
 
 def create_app(settings: Settings, store: Store, *, background: bool = True) -> FastAPI:
@@ -70,14 +64,18 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
             work = ServiceWork(store, tokens, http, ca_file=settings.ca_file)
             drain = functools.partial(queue.drain, store, tokens, http, ca_file=settings.ca_file)
             scheduler = Scheduler(work, drain=drain)
+            nudger = Nudger(lambda mailbox: drain(mailbox=mailbox), who="api")
             runtime.http, runtime.tokens, runtime.scheduler = http, tokens, scheduler
+            runtime.nudger = nudger
             scheduler.start()
             relays = await start_relays(settings, store, tokens, drain)
             runtime.relays = relays
             try:
                 yield
             finally:
+                runtime.nudger = None  # no new delivery runs from the API
                 await relays.stop()
+                await nudger.wait()
                 await scheduler.stop()
                 unfinished = await tokens.drain()  # failures are recorded on the grants
                 log.info("token refreshes drained (%d ended with an error)", len(unfinished))
@@ -91,9 +89,8 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
         openapi_url="/api/v1/openapi.json",
         lifespan=lifespan,
     )
-    templates = Jinja2Templates(directory=_TEMPLATES)
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         try:
             store.list_providers()
@@ -101,7 +98,7 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
             return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         scheduler = runtime.scheduler
         try:
@@ -120,21 +117,6 @@ def create_app(settings: Settings, store: Store, *, background: bool = True) -> 
             relay=relays.counters.snapshot() if relays and relays.started else None,
         )
         return Response(render_metrics(view), media_type=CONTENT_TYPE)
-
-    @app.get("/", response_class=HTMLResponse)
-    def overview(request: Request) -> HTMLResponse:
-        providers = store.list_providers()
-        mailboxes = [
-            {"mailbox": m, "grant": store.get_grant(m.name)} for m in store.list_mailboxes()
-        ]
-        context: dict[str, Any] = {
-            "providers": providers,
-            "mailboxes": mailboxes,
-            "base_url": settings.base_url,
-            "today": date.today(),
-            "version": __version__,
-        }
-        return templates.TemplateResponse(request, "overview.html", context)
 
     mount_oauth(app, context)
     mount_api(app, context)

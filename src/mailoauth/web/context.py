@@ -16,6 +16,7 @@ import httpx
 
 from mailoauth.config import Settings
 from mailoauth.oauth.tokens import TokenService
+from mailoauth.queue.nudge import Nudger
 from mailoauth.relay.service import Relays
 from mailoauth.scheduler import Scheduler
 from mailoauth.store import Store
@@ -31,6 +32,7 @@ class Runtime:
     tokens: TokenService | None = None
     scheduler: Scheduler | None = None
     relays: Relays | None = None
+    nudger: Nudger | None = None  # delivery runs on demand (the API's send)
 
 
 @dataclass
