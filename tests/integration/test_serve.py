@@ -1,5 +1,6 @@
 """`mailoauth serve` as a user runs it: a real process on a loopback port."""
 
+import re
 import signal
 import subprocess
 import time
@@ -44,6 +45,7 @@ def test_serve_on_the_embedded_default(cli):
         "--outgoing",
         "smtp",
     )
+    cli.ok("admin", "create", "ops", "--password-stdin", stdin="correct horse battery")
     port = free_port()
     proc = subprocess.Popen(
         [MAILOAUTH, "serve", "--listen", f"127.0.0.1:{port}"],
@@ -56,7 +58,16 @@ def test_serve_on_the_embedded_default(cli):
         health = wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as browser:
+            login = browser.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+            assert token, login.text
+            form = {"csrf_token": token.group(1), "name": "ops"}
+            answer = browser.post(
+                "/login", data={**form, "password": "correct horse battery", "next": "/"}
+            )
+            assert answer.status_code == 303, answer.text
+            page = browser.get("/")
         assert page.status_code == 200
         assert "support@example.com" in page.text
         assert "not authorized" in page.text
