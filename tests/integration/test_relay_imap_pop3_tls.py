@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import trustme
 
 from mailoauth.relay import ImapRelay, Pop3Relay
 from tests.cli import MAILOAUTH, Cli
@@ -30,29 +29,8 @@ pytestmark = pytest.mark.integration
 __all__ = ["relay"]  # the fixture, imported for the tests here
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def pem(ca: trustme.CA, tmp_path: Path) -> tuple[Path, Path]:
-    issued = ca.issue_cert("127.0.0.1")
-    cert, key = tmp_path / "relay.crt", tmp_path / "relay.key"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    return cert, key
-
-
-@pytest.fixture
-def trusting(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
 async def test_imap_starttls_off_loopback(
-    relay: Relay, pem: tuple[Path, Path], trusting: ssl.SSLContext
+    relay: Relay, pem: tuple[Path, Path], client_context: ssl.SSLContext
 ):
     password = relay.user("mua", "office", IMAP)
     relay.dovecot.deliver(ALICE, message("over tls"))
@@ -64,7 +42,7 @@ async def test_imap_starttls_off_loopback(
             before = imap.capabilities
             with pytest.raises(imaplib.IMAP4.error) as refused:
                 imap.login("mua", password)
-            imap.starttls(ssl_context=trusting)
+            imap.starttls(ssl_context=client_context)
             after_tls = imap.capabilities
             sock = imap.sock
             version = sock.version() if isinstance(sock, ssl.SSLSocket) else None
@@ -87,7 +65,7 @@ async def test_imap_starttls_off_loopback(
 
 
 async def test_pop3_stls_off_loopback(
-    relay: Relay, pem: tuple[Path, Path], trusting: ssl.SSLContext
+    relay: Relay, pem: tuple[Path, Path], client_context: ssl.SSLContext
 ):
     password = relay.user("mua", "popbox", POP3)
     public = listener(relay, Pop3Relay, tls=relay_tls(*pem), loopback=False)
@@ -99,7 +77,7 @@ async def test_pop3_stls_off_loopback(
             offered = pop.capa()
             with pytest.raises(poplib.error_proto) as refused:
                 pop.user("mua")
-            pop.stls(context=trusting)
+            pop.stls(context=client_context)
             pop.user("mua")
             pop.pass_(password)
             return offered, str(refused.value), pop.stat()
@@ -116,14 +94,16 @@ async def test_pop3_stls_off_loopback(
     assert stat == (0, 0)
 
 
-async def test_imap_implicit_tls(relay: Relay, pem: tuple[Path, Path], trusting: ssl.SSLContext):
+async def test_imap_implicit_tls(
+    relay: Relay, pem: tuple[Path, Path], client_context: ssl.SSLContext
+):
     password = relay.user("mua", "office", IMAP)
     implicit = listener(relay, ImapRelay, tls=relay_tls(*pem, implicit=True), loopback=False)
     await implicit.start()
 
     def work() -> tuple[tuple[str, ...], str]:
         with imaplib.IMAP4_SSL(
-            "127.0.0.1", implicit.port, ssl_context=trusting, timeout=15
+            "127.0.0.1", implicit.port, ssl_context=client_context, timeout=15
         ) as imap:
             return imap.capabilities, imap.login("mua", password)[0]
 

@@ -28,27 +28,6 @@ from tests.unit.test_relay_smtp import SALES, note
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def pem(ca: trustme.CA, tmp_path: Path) -> tuple[Path, Path]:
-    issued = ca.issue_cert("127.0.0.1")
-    cert, key = tmp_path / "relay.crt", tmp_path / "relay.key"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    return cert, key
-
-
-@pytest.fixture
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
     home = tmp_path / "home"

@@ -18,25 +18,10 @@ from tests.service import running_service
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def pem(ca: trustme.CA, tmp_path: Path) -> tuple[Path, Path]:
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "console.crt", tmp_path / "console.key"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    return cert, key
-
-
 def test_serve_speaks_https_that_a_client_trusting_the_ca_verifies(
-    ca: trustme.CA, pem: tuple[Path, Path], tmp_path: Path
+    pem: tuple[Path, Path], client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
-    trusting = ssl.create_default_context()
-    ca.configure_trust(trusting)
+    trusting = client_context
     args = ("--tls-cert", str(pem[0]), "--tls-key", str(pem[1]))
     with running_service(
         tmp_path / "home",
