@@ -276,7 +276,10 @@ incoming = {{ host = "127.0.0.1", port = {upstream.imap}, security = "ssl" }}
             login: out.splitlines()[1].removeprefix("password:").strip()
             for login, out in zip(modes, outs, strict=True)
         }
-    process = start("mailoauth relay", [MAILOAUTH, "relay"], directory / "relay.log", env)
+    # BENCH_RELAY_CMD runs the relay another way, e.g. under a profiler:
+    # "python -m cProfile -o relay.prof .venv/bin/mailoauth relay"
+    command = os.environ.get("BENCH_RELAY_CMD", f"{MAILOAUTH} relay").split()
+    process = start("mailoauth relay", command, directory / "relay.log", env)
     relay = Mailoauth(process, smtp_port, imap_port, users)
     listening(process, smtp_port, *([imap_port] if imap_port else []))
     return relay

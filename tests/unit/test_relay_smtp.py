@@ -202,7 +202,7 @@ class BrokenStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def queue_message(self, *args: object, **kw: object) -> None:
+    def queue_messages(self, *args: object, **kw: object) -> None:
         raise StoreError("database is locked")
 
 

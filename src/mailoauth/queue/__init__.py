@@ -4,6 +4,9 @@
 
     mailoauth.queue
     ├── accept      enqueue(): complete the headers, commit bytes + envelope, then return
+    ├── group       GroupCommit: messages accepted at the same time share one commit
+    ├── owners      lease owners that name their process; taking over a killed run's leases
+    ├── nudge       Nudger: a delivery run now for a mailbox that just got mail
     ├── drain       drain(): claim what is due under a lease, deliver, settle, report
     ├── delivery    one mailbox's batch over SMTP (one login), Graph or the Gmail API
     └── policy      is_temporary / decide: sent, retry (backoff, full jitter), failed, dead

@@ -21,7 +21,7 @@ from mailoauth.mail.sending import prepare_message
 from mailoauth.mail.smtp import envelope_of
 from mailoauth.store import NewMessage, QueuedMessage, Store
 
-__all__ = ["enqueue"]
+__all__ = ["enqueue", "prepare_entry"]
 
 Clock = Callable[[], datetime]
 _SUBJECT = 255  # characters of the Subject kept for listings
@@ -40,6 +40,18 @@ def enqueue(
     now: Clock = _utcnow,
 ) -> QueuedMessage:
     """Store ``message`` for delivery from ``mailbox``; returns once it is committed.
+    :func:`prepare_entry` says what is checked and raised."""
+    return store.queue_message(mailbox, prepare_entry(store, mailbox, message, envelope), now=now())
+
+
+def prepare_entry(
+    store: Store,
+    mailbox: str,
+    message: EmailMessage,
+    envelope: tuple[str, Sequence[str]] | None = None,
+) -> NewMessage:
+    """The row :func:`enqueue` stores for ``message``, headers completed, not stored yet
+    (the relay commits several at once: :mod:`.group`).
 
     ``envelope`` (MAIL FROM, RCPT TO) defaults to the headers' (From; To, Cc, Bcc); a
     relay passes the one its client gave. Bcc stays in the stored bytes: the SMTP client
@@ -62,11 +74,10 @@ def enqueue(
         sender, recipients = envelope[0], list(envelope[1])
         if not sender or not recipients:
             raise ConfigError("envelope", "needs a sender and a recipient", "give both")
-    accepted = NewMessage(
+    return NewMessage(
         message_id=str(prepared["Message-ID"]),
         sender=sender,
         recipients=tuple(recipients),
         subject=str(prepared.get("Subject", ""))[:_SUBJECT],
         data=prepared.as_bytes(policy=email.policy.SMTPUTF8),
     )
-    return store.queue_message(mailbox, accepted, now=now())

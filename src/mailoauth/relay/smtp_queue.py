@@ -2,7 +2,9 @@
 outbound queue, and ``250 2.0.0 queued as <id>`` is answered only after the commit
 (DESIGN.md invariant 1); then a delivery run for the mailbox is started at once.
 
-:func:`~mailoauth.queue.enqueue` runs in a worker thread. A store failure answers
+The message is prepared like :func:`~mailoauth.queue.enqueue` does (in a worker thread) and
+committed with the others arriving at the same time (:mod:`mailoauth.queue.group`: one
+transaction for all, none acknowledged before it). A store failure answers
 ``451 4.3.0`` and nothing is claimed; a message that could never be sent (e.g. the
 mailbox has no outgoing transport) ``554 5.3.0``. A burst of messages for one mailbox
 costs two delivery runs, not one per message (:class:`~mailoauth.queue.nudge.Nudger`).
@@ -16,7 +18,8 @@ from email.message import EmailMessage
 from typing import Final
 
 from mailoauth.errors import MailoauthError, NotFoundError, StoreError
-from mailoauth.queue import enqueue
+from mailoauth.queue.accept import prepare_entry
+from mailoauth.queue.group import GroupCommit
 from mailoauth.queue.nudge import Nudger, Run
 from mailoauth.relay.counters import MessageOutcome
 from mailoauth.store import RelayUser, Store
@@ -37,15 +40,17 @@ class QueueMode:
     def __init__(self, store: Store, nudge: Nudge | None = None) -> None:
         self._store = store
         self._nudger = None if nudge is None else Nudger(nudge, who="relay")
+        self._commits = GroupCommit(store)
 
     async def accept(
         self, user: RelayUser, message: EmailMessage, sender: str, recipients: list[str]
     ) -> tuple[str, MessageOutcome]:
         """The reply for the client, and what became of the message."""
         try:
-            entry = await asyncio.to_thread(
-                enqueue, self._store, user.mailbox, message, envelope=(sender, recipients)
+            new = await asyncio.to_thread(
+                prepare_entry, self._store, user.mailbox, message, (sender, recipients)
             )
+            entry = await self._commits.add(user.mailbox, new)
         except (StoreError, NotFoundError) as exc:
             log.error("relay: could not store a message from %s: %s", user.name, exc)
             return _NOT_STORED, "failed"

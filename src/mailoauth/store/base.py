@@ -84,6 +84,9 @@ class Store(Protocol):
     def queue_message(
         self, mailbox: str, message: NewMessage, *, now: datetime
     ) -> QueuedMessage: ...
+    def queue_messages(
+        self, messages: Sequence[tuple[str, NewMessage]], *, now: datetime
+    ) -> list[QueuedMessage]: ...
     def claim_outbound(
         self, owner: str, *, now: datetime, ttl: timedelta, limit: int, mailbox: str | None = None
     ) -> list[tuple[QueuedMessage, bytes]]: ...

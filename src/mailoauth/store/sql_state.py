@@ -86,9 +86,22 @@ class OutboundMethods:
 
     def queue_message(self, mailbox: str, message: NewMessage, *, now: datetime) -> QueuedMessage:
         """Store an accepted message; returns once it is committed (durable)."""
+        (entry,) = self.queue_messages([(mailbox, message)], now=now)
+        return entry
+
+    def queue_messages(
+        self, messages: Sequence[tuple[str, NewMessage]], *, now: datetime
+    ) -> list[QueuedMessage]:
+        """Store several accepted messages (``(mailbox, message)``) in one transaction —
+        one commit, one fsync — all or none; returns once it is committed."""
         with write_transaction(self._engine) as conn:
-            entry_id = outbound.add(conn, mailbox_id(conn, mailbox), message, now)
-            return outbound.get(conn, entry_id)
+            ids: dict[str, int] = {}
+            entries = []
+            for mailbox, message in messages:
+                if mailbox not in ids:
+                    ids[mailbox] = mailbox_id(conn, mailbox)
+                entries.append(outbound.add(conn, ids[mailbox], message, now))
+            return [outbound.get(conn, entry_id) for entry_id in entries]
 
     def claim_outbound(
         self,
