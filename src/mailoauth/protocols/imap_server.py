@@ -42,11 +42,11 @@ from mailoauth.protocols.preauth import (
     MAX_LINE,
     MAX_LITERAL,
     Action,
-    LineBuffer,
     LineTooLong,
     Login,
     NeedData,
     PlainParser,
+    PreAuthServer,
     Send,
     StartTls,
     plain_message,
@@ -132,44 +132,27 @@ def _text(token: _Token, what: str) -> str:
         raise _Bad(f"The {what} is not UTF-8") from None
 
 
-class ImapPreAuth:
-    """One client connection until login (see the module docstring).
-
-    ``starttls``: the relay has a certificate and the connection is not encrypted yet;
-    ``secure``: it is encrypted (implicit TLS); ``clear_login``: a password may be sent
-    without TLS (a loopback listener). ``parse_plain`` reads a PLAIN message."""
+class ImapPreAuth(PreAuthServer):
+    """One client connection until login (see the module docstring); ``starttls`` is
+    :class:`~.preauth.PreAuthServer`'s ``offer_tls``."""
 
     def __init__(
         self, *, parse_plain: PlainParser, starttls: bool, secure: bool, clear_login: bool
     ) -> None:
-        self._parse_plain = parse_plain
-        self._starttls = starttls and not secure
-        self._secure = secure
-        self._clear_login = clear_login
-        self._lines = LineBuffer(MAX_LINE)
+        super().__init__(
+            parse_plain=parse_plain, offer_tls=starttls, secure=secure, clear_login=clear_login
+        )
         self._segments: list[bytes] = []
         self._size = 0
         self._literal: int | None = None  # literal bytes still to come
         self._sasl_tag: str | None = None  # AUTHENTICATE waiting for the PLAIN response
         self._pending: str | None = None  # the tag of a login being checked
-        self._bad = 0
-        self.closed = False
-        self.logged_in = False
 
     # -- what the connection looks like ---------------------------------------------------
 
-    @property
-    def login_allowed(self) -> bool:
-        return self._secure or self._clear_login
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received and not handled yet."""
-        return len(self._lines)
-
     def capabilities(self) -> tuple[str, ...]:
         names = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID"]
-        if self._starttls:
+        if self._offer_tls:
             names.append("STARTTLS")
         names.append("AUTH=PLAIN" if self.login_allowed else "LOGINDISABLED")
         return tuple(names)
@@ -184,9 +167,6 @@ class ImapPreAuth:
 
     # -- driving it -------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
-        self._lines.feed(data)
-
     def next_action(self) -> Action:
         """What to do next; :class:`NeedData` also while a login is being checked."""
         if self.closed or self.logged_in or self._pending is not None:
@@ -200,10 +180,6 @@ class ImapPreAuth:
                 b"* BAD Command line too long (more than %d bytes) before login\r\n"
                 b"* BYE Closing the connection\r\n" % MAX_LINE
             )
-
-    def tls_started(self) -> None:
-        """The TLS handshake after STARTTLS succeeded (RFC 9051 §6.2.1)."""
-        self._secure, self._starttls = True, False
 
     def refused(self, code: str, text: str) -> bytes:
         """The tagged NO for the login being checked; the client may try again."""
@@ -221,18 +197,10 @@ class ImapPreAuth:
         names = " ".join(post_login_capabilities(capabilities)).encode("ascii", "replace")
         return b"%s OK [CAPABILITY %s] Logged in\r\n" % (tag.encode("ascii"), names)
 
-    def leftover(self) -> bytes:
-        """What the client sent after its login command (pipelined): for the server."""
-        return self._lines.rest()
-
     # -- internals ----------------------------------------------------------------------------
 
     def _caps(self) -> bytes:
         return " ".join(self.capabilities()).encode("ascii")
-
-    def _close(self, data: bytes) -> Send:
-        self.closed = True
-        return Send(data, close=True)
 
     def _bad_command(self, tag: str, text: str) -> Send:
         self._bad += 1
@@ -328,7 +296,7 @@ class ImapPreAuth:
     def _start_tls(self, tag: str) -> Action:
         if self._secure:
             raise _Bad("TLS is already active")
-        if not self._starttls:
+        if not self._offer_tls:
             raise _Bad("STARTTLS is not available: the relay has no certificate")
         if self.buffered:  # RFC 9051 §6.2.1: nothing may follow STARTTLS before TLS
             return self._close(

@@ -21,11 +21,11 @@ from mailoauth.protocols.preauth import (
     MAX_BAD,
     MAX_LINE,
     Action,
-    LineBuffer,
     LineTooLong,
     Login,
     NeedData,
     PlainParser,
+    PreAuthServer,
     Send,
     StartTls,
     plain_message,
@@ -39,37 +39,25 @@ _KEYWORD: Final = re.compile(rb"[A-Za-z]{3,4}")
 _BYE_BAD: Final = b"-ERR Too many invalid commands; closing the connection\r\n"
 
 
-class Pop3PreAuth:
-    """One client connection until login; parameters as :class:`.ImapPreAuth`'s."""
+class Pop3PreAuth(PreAuthServer):
+    """One client connection until login; ``stls`` is
+    :class:`~.preauth.PreAuthServer`'s ``offer_tls``."""
 
     def __init__(
         self, *, parse_plain: PlainParser, stls: bool, secure: bool, clear_login: bool
     ) -> None:
-        self._parse_plain = parse_plain
-        self._stls = stls and not secure
-        self._secure = secure
-        self._clear_login = clear_login
-        self._lines = LineBuffer(MAX_LINE)
+        super().__init__(
+            parse_plain=parse_plain, offer_tls=stls, secure=secure, clear_login=clear_login
+        )
         self._user: str | None = None  # after USER, until PASS
         self._sasl = False  # AUTH PLAIN waiting for the response after "+ "
         self._pending = False  # a login being checked
-        self._bad = 0
-        self.closed = False
-        self.logged_in = False
-
-    @property
-    def login_allowed(self) -> bool:
-        return self._secure or self._clear_login
-
-    @property
-    def buffered(self) -> int:
-        return len(self._lines)
 
     def capabilities(self) -> tuple[str, ...]:
         names = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE"]
         if self.login_allowed:
             names += ["USER", "SASL PLAIN"]
-        if self._stls:
+        if self._offer_tls:
             names.append("STLS")
         return tuple(names)
 
@@ -79,9 +67,6 @@ class Pop3PreAuth:
     def timed_out(self) -> bytes:
         self.closed = True
         return b"-ERR [SYS/PERM] Idle for too long before logging in; closing the connection\r\n"
-
-    def receive_data(self, data: bytes) -> None:
-        self._lines.feed(data)
 
     def next_action(self) -> Action:
         if self.closed or self.logged_in or self._pending:
@@ -102,9 +87,6 @@ class Pop3PreAuth:
             return self._plain(line)
         return self._command(line)
 
-    def tls_started(self) -> None:
-        self._secure, self._stls = True, False
-
     def refused(self, code: str, text: str) -> bytes:
         """The -ERR for the login being checked; the client may try again."""
         assert self._pending, "refused() answers a Login action"
@@ -118,14 +100,7 @@ class Pop3PreAuth:
         self.logged_in = True
         return b"+OK Logged in\r\n"
 
-    def leftover(self) -> bytes:
-        return self._lines.rest()
-
     # -- internals ------------------------------------------------------------------------
-
-    def _close(self, data: bytes) -> Send:
-        self.closed = True
-        return Send(data, close=True)
 
     def _ok(self, data: bytes) -> Send:
         self._bad = 0
@@ -173,7 +148,7 @@ class Pop3PreAuth:
         return self._bad_command(f"{verb} is unknown or not valid before login; log in first")
 
     def _start_tls(self) -> Action:
-        if not self._stls:
+        if not self._offer_tls:
             reason = "TLS is already active" if self._secure else "the relay has no certificate"
             return self._bad_command(f"STLS is not available: {reason}")
         if self.buffered:  # RFC 2595 §4: nothing may follow STLS before TLS

@@ -44,6 +44,7 @@ __all__ = [
     "Login",
     "NeedData",
     "PlainParser",
+    "PreAuthServer",
     "Send",
     "StartTls",
     "plain_message",
@@ -151,6 +152,52 @@ class LineBuffer:
         self.data.clear()
         self._scanned = 0
         return rest
+
+
+class PreAuthServer:
+    """The state both pre-login machines keep, and what they do alike: whether a password
+    may be sent yet, the line buffer, the TLS upgrade, the bytes left after the login.
+
+    ``offer_tls``: the relay has a certificate and the connection is not encrypted yet
+    (STARTTLS, STLS); ``secure``: it is encrypted (implicit TLS); ``clear_login``: a
+    password may be sent without TLS (a loopback listener). ``parse_plain`` reads a PLAIN
+    message."""
+
+    def __init__(
+        self, *, parse_plain: PlainParser, offer_tls: bool, secure: bool, clear_login: bool
+    ) -> None:
+        self._parse_plain = parse_plain
+        self._offer_tls = offer_tls and not secure
+        self._secure = secure
+        self._clear_login = clear_login
+        self._lines = LineBuffer(MAX_LINE)
+        self._bad = 0
+        self.closed = False
+        self.logged_in = False
+
+    @property
+    def login_allowed(self) -> bool:
+        return self._secure or self._clear_login
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not handled yet."""
+        return len(self._lines)
+
+    def receive_data(self, data: bytes) -> None:
+        self._lines.feed(data)
+
+    def tls_started(self) -> None:
+        """The TLS handshake after STARTTLS / STLS succeeded."""
+        self._secure, self._offer_tls = True, False
+
+    def leftover(self) -> bytes:
+        """What the client sent after its login command (pipelined): for the server."""
+        return self._lines.rest()
+
+    def _close(self, data: bytes) -> Send:
+        self.closed = True
+        return Send(data, close=True)
 
 
 def plain_message(text: bytes, parse: PlainParser) -> tuple[str, str, Secret]:
