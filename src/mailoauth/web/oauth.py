@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -64,23 +65,19 @@ def mount_oauth(app: FastAPI, context: ServiceContext) -> None:
         state = request.query_params.get("state")
         if not state or len(request.query_params.getlist("state")) != 1:
             return _page(request, {"ok": False, "mailbox": "", "message": _NO_STATE}, status=400)
+        runtime = context.runtime
         try:
-            http = context.runtime.http
-            session = request.cookies.get(SESSION_COOKIE)
-            if http is None:
-                async with http_client(context.settings.ca_file) as own:
-                    done = await complete(
-                        context.store, own, str(request.url), state, session_id=session
-                    )
-            else:
-                tokens = context.runtime.tokens
+            async with AsyncExitStack() as stack:  # the service's HTTP client, or our own
+                http = runtime.http
+                if http is None:
+                    http = await stack.enter_async_context(http_client(context.settings.ca_file))
                 done = await complete(
                     context.store,
                     http,
                     str(request.url),
                     state,
-                    session_id=session,
-                    forget=tokens.forget if tokens else None,
+                    session_id=request.cookies.get(SESSION_COOKIE),
+                    forget=runtime.tokens.forget if runtime.tokens else None,
                 )
         except AuthorizationFailed as exc:
             await asyncio.to_thread(
