@@ -180,7 +180,7 @@ def test_the_relay_runs_alone_with_starttls_and_stops_on_sigterm(
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "mailoauth relay stopped" in err
-    assert "(queue mode, starttls)" in err
+    assert "(queue or passthrough per relay user, starttls)" in err
     assert password not in err
 
 

@@ -86,7 +86,7 @@ def relay(
     with running(RelayProcess(cli, tmp / "relay.log")) as process:
         yield TlsRelay(port, password, ca_file, process, dovecot_process)
     log = process.log_text()
-    assert "(queue mode, starttls)" in log
+    assert "(queue or passthrough per relay user, starttls)" in log
     assert password not in log
 
 

@@ -208,7 +208,7 @@ class SmtpRelay:
                 "free that port, or set MAILOAUTH_RELAY_SMTP to another HOST:PORT (or off)",
             ) from exc
         log.info(
-            "relay: SMTP listening on %s:%d (queue mode, %s)",
+            "relay: SMTP listening on %s:%d (queue or passthrough per relay user, %s)",
             self.host,
             self.port,
             "no TLS" if self.tls is None else self.tls.mode,
