@@ -38,6 +38,7 @@ from mailoauth.errors import (
     ConfigError,
     MailConnectionError,
     MailError,
+    MailoauthError,
     RemoteProtocolError,
     SaslError,
 )
@@ -219,6 +220,49 @@ def _target(settings: IncomingSettings) -> tuple[str, int]:
     return settings.host, settings.port
 
 
+def _located(host: str, port: int, exc: SaslError | RemoteProtocolError) -> MailoauthError:
+    """``exc`` again, its message starting with the server it came from."""
+    if isinstance(exc, SaslError):
+        return SaslError(
+            f"{where(host, port)}: {exc}",
+            mechanism=exc.mechanism,
+            status=exc.status,
+            scope=exc.scope,
+            server_message=exc.server_message,
+            temporary=exc.temporary,
+        )
+    return RemoteProtocolError(f"{where(host, port)}: {exc}")
+
+
+async def _open(
+    settings: IncomingSettings,
+    user: str,
+    token: Secret,
+    mechanism: str,
+    ca_file: str | None,
+    timeout: float,
+    transcript: Transcript,
+) -> _Session:
+    """Connect, STLS when asked, log in; the stream is closed if any of it fails."""
+    host, port = _target(settings)
+    transcript.hide(token)
+    context = tls_context(ca_file)
+    stream = await open_stream(
+        host, port, settings.security, context, timeout=timeout, transcript=transcript
+    )
+    try:
+        session = _Session(stream)
+        offered = await _start(session, settings.security, context)
+        await _login(session, offered, user, token, mechanism)
+    except (SaslError, RemoteProtocolError) as exc:
+        await stream.close()
+        raise _located(host, port, exc) from None
+    except BaseException:
+        await stream.close()
+        raise
+    return session
+
+
 @asynccontextmanager
 async def _logged_in(
     settings: IncomingSettings,
@@ -231,30 +275,13 @@ async def _logged_in(
 ) -> AsyncIterator[_Session]:
     """A connected, logged-in session, closed on the way out (without QUIT: only the
     caller knows whether the session's DELEs are to be committed)."""
-    host, port = _target(settings)
-    transcript.hide(token)
-    context = tls_context(ca_file)
-    stream = await open_stream(
-        host, port, settings.security, context, timeout=timeout, transcript=transcript
-    )
+    session = await _open(settings, user, token, mechanism, ca_file, timeout, transcript)
     try:
-        session = _Session(stream)
-        offered = await _start(session, settings.security, context)
-        await _login(session, offered, user, token, mechanism)
         yield session
-    except SaslError as exc:
-        raise SaslError(
-            f"{where(host, port)}: {exc}",
-            mechanism=exc.mechanism,
-            status=exc.status,
-            scope=exc.scope,
-            server_message=exc.server_message,
-            temporary=exc.temporary,
-        ) from None
     except RemoteProtocolError as exc:
-        raise RemoteProtocolError(f"{where(host, port)}: {exc}") from None
+        raise _located(*_target(settings), exc) from None
     finally:
-        await stream.close()
+        await session.stream.close()
 
 
 async def open_pop3(
@@ -271,35 +298,12 @@ async def open_pop3(
     which passes the client's bytes through it). The caller QUITs and closes it. Raises
     what :func:`fetch_pop3` raises for the login; nothing the server sent is left unread."""
     transcript = transcript or Transcript("pop3", enabled=False)
-    host, port = _target(settings)
-    transcript.hide(token)
-    context = tls_context(ca_file)
-    stream = await open_stream(
-        host, port, settings.security, context, timeout=timeout, transcript=transcript
-    )
-    try:
-        session = _Session(stream)
-        offered = await _start(session, settings.security, context)
-        await _login(session, offered, user, token, mechanism)
-        if session.protocol.buffered:
-            raise RemoteProtocolError("the server sent data after its login reply, unasked")
-    except SaslError as exc:
-        await stream.close()
-        raise SaslError(
-            f"{where(host, port)}: {exc}",
-            mechanism=exc.mechanism,
-            status=exc.status,
-            scope=exc.scope,
-            server_message=exc.server_message,
-            temporary=exc.temporary,
-        ) from None
-    except RemoteProtocolError as exc:
-        await stream.close()
-        raise RemoteProtocolError(f"{where(host, port)}: {exc}") from None
-    except BaseException:
-        await stream.close()
-        raise
-    return stream
+    session = await _open(settings, user, token, mechanism, ca_file, timeout, transcript)
+    if session.protocol.buffered:
+        await session.stream.close()
+        unasked = RemoteProtocolError("the server sent data after its login reply, unasked")
+        raise _located(*_target(settings), unasked)
+    return session.stream
 
 
 async def _fetch(
