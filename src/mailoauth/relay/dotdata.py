@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["END", "END_PREFIXES", "DataPieces", "restuff", "unstuff"]
+__all__ = ["END", "END_PREFIXES", "DataEnd", "DataPieces", "restuff", "unstuff"]
 
 #: The end of the data: the CRLF ending the last line, then a line of one ".".
 END: Final = b"\r\n.\r\n"
@@ -55,6 +55,50 @@ def restuff(content: bytes, *, at_line_start: bool = True) -> bytes:
     if not at_line_start and content.startswith(b"."):
         stuffed = stuffed[1:]  # the first "line" continues one that was already sent
     return stuffed
+
+
+class DataEnd:
+    """Finds the end of the data in the client's bytes, as they arrive.
+
+    :meth:`cut` takes the front of ``buffer`` — the bytes received and not yet used —
+    and returns it as ``(piece, last)``: ``last`` when the piece ends with the terminator
+    (what follows it stays in ``buffer``: the client's next command). A possible start
+    of the terminator at the end of ``buffer`` is left there until more bytes say what
+    it is, so no terminator is ever split between two pieces. The CRLF of the ``DATA``
+    line counts as seen, so a first line of one "." is an empty message. Searching is
+    ``bytearray.find`` (C); Python touches only the few bytes at a piece's edges."""
+
+    def __init__(self) -> None:
+        self._tail = b"\r\n"  # the stream's last bytes before ``buffer`` (at most 4)
+
+    def cut(self, buffer: bytearray) -> tuple[bytes, bool]:
+        tail = self._tail
+        edge = (tail + bytes(buffer[: len(END) - 1])).find(END)
+        if edge != -1:
+            end = edge + len(END) - len(tail)
+        else:
+            found = buffer.find(END)
+            end = -1 if found == -1 else found + len(END)
+        if end != -1:
+            piece = bytes(buffer[:end])
+            del buffer[:end]
+            self._tail = b"\r\n"
+            return piece, True
+        keep = _open_end(tail + bytes(buffer[-(len(END) - 1) :]))
+        cut = max(len(buffer) - keep, 0)
+        piece = bytes(buffer[:cut])
+        del buffer[:cut]
+        if piece:
+            self._tail = (tail + piece)[-(len(END) - 1) :]
+        return piece, False
+
+
+def _open_end(seen: bytes) -> int:
+    """How many of the last bytes of ``seen`` could be the start of :data:`END`."""
+    for prefix in reversed(END_PREFIXES):
+        if seen.endswith(prefix):
+            return len(prefix)
+    return 0
 
 
 def _clean(data: bytes) -> bool:
@@ -93,8 +137,16 @@ class DataPieces:
         if self.rewritten:
             self._rest += data
             return self._rewrite() if last else b""
-        if not last and data.endswith(b"\r"):
-            data, self._carry = data[:-1], b"\r"
+        if not last:
+            # Kept for the next piece: a CR that may pair with its LF, and a "." that may
+            # be a stuffed line's dot: were the rest of its line rewritten (a bare CR or
+            # LF), "." released alone could become a line of one ".", an end of data.
+            cut = len(data)
+            if data.endswith(b"\r"):
+                cut -= 1
+            if data[:cut].endswith(b"."):
+                cut -= 1
+            data, self._carry = data[:cut], data[cut:]
         if not _clean(data):
             self.rewritten = True
             self._rest += data
