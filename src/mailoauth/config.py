@@ -32,6 +32,8 @@ environment variable          meaning (default)
                               loopback rule as for SMTP
 ``MAILOAUTH_RELAY_IMAP_TLS``  ``starttls`` (STARTTLS / STLS, RFC 2595; the default with a
 ``MAILOAUTH_RELAY_POP3_TLS``  certificate) or ``implicit`` (993 / 995 style, RFC 8314)
+``MAILOAUTH_RELAY_LOGIN_CACHE`` seconds a successful SMTP relay login is kept in memory
+                              (``5``; ``0``: every login is checked against the store)
 ============================  ===========================================================
 """
 
@@ -67,6 +69,7 @@ __all__ = [
     "parse_listen",
     "parse_relay",
     "parse_relay_tls",
+    "parse_seconds",
     "parse_service_tls",
 ]
 
@@ -90,6 +93,17 @@ def parse_listen(field: str, value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(field, f"{value!r} is not HOST:PORT", "e.g. 127.0.0.1:8025")
     return host, int(port)
+
+
+def parse_seconds(field: str, value: str, *, most: float) -> float:
+    """A number of seconds from 0 to ``most``."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= most:  # also refuses nan
+        raise ConfigError(field, f"{value!r} is not a number of seconds", f"use 0 to {most:g}")
+    return seconds
 
 
 def parse_relay(field: str, value: str, *, tls: bool = False) -> tuple[str, int] | None:
@@ -210,6 +224,7 @@ class Settings:
     relay_pop3: tuple[str, int] | None = ("127.0.0.1", 1110)
     relay_imap_tls: RelayTls | None = None
     relay_pop3_tls: RelayTls | None = None
+    relay_login_cache: float = 5.0
 
     @classmethod
     def load(
@@ -253,6 +268,9 @@ class Settings:
             ),
             relay_imap_tls=imap_tls,
             relay_pop3_tls=pop3_tls,
+            relay_login_cache=parse_seconds(
+                "relay_login_cache", env.get("MAILOAUTH_RELAY_LOGIN_CACHE", "5"), most=300
+            ),
         )
         return settings.override(
             listen=listen or env.get("MAILOAUTH_LISTEN") or DEFAULT_LISTEN,

@@ -235,15 +235,20 @@ async def test_one_connection_per_mail_reuses_pooled_upstream_sessions(
 
 async def test_dovecots_refusals_reach_the_client_with_their_codes(relay: Relay, dovecot: Dovecot):
     def refused(smtp: smtplib.SMTP) -> list[tuple[int, bytes]]:
-        size = smtp.mail(ALICE, ["SIZE=999999999999"])  # over Dovecot's limit, not ours
+        mail = smtp.mail(ALICE, ["SIZE=999999999999"])  # over Dovecot's limit, not ours
+        size = smtp.rcpt(BOB)  # the relay answered MAIL; Dovecot's answer comes with RCPT
+        smtp.putcmd("DATA")
+        nothing = smtp.getreply()
         smtp.rset()
         smtp.mail(ALICE)
         literal = smtp.rcpt("bob@[1.2.3]")
         good = smtp.rcpt(BOB)
-        return [size, literal, good, smtp.data(message("partly"))]
+        return [mail, size, nothing, literal, good, smtp.data(message("partly"))]
 
-    size, literal, good, data = await relay.client(refused)
+    mail, size, nothing, literal, good, data = await relay.client(refused)
+    assert mail == (250, b"2.1.0 OK")
     assert size == (552, b"5.2.3 Message size exceeds administrative limit")
+    assert nothing == (554, b"5.5.1 Error: no valid recipients")
     assert literal == (501, b"5.5.4 Invalid TO: Invalid IPv4 address literal")
     assert good[0] == 250
     assert data[0] == 250  # for BOB, whom Dovecot accepted

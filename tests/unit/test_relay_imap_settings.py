@@ -1,5 +1,6 @@
 """MAILOAUTH_RELAY_IMAP / _POP3 and their TLS modes (MAILOAUTH_RELAY_IMAP_TLS, _POP3_TLS):
-defaults, ``off``, loopback only without a certificate, each mode on its own."""
+defaults, ``off``, loopback only without a certificate, each mode on its own; and
+MAILOAUTH_RELAY_LOGIN_CACHE."""
 
 from __future__ import annotations
 
@@ -70,3 +71,13 @@ def test_a_mode_is_checked_and_needs_the_certificate(tmp_path: Path, variable: s
         f"MAILOAUTH_RELAY_TLS_CERT and MAILOAUTH_RELAY_TLS_KEY, or unset {variable}"
     )
     assert problem(tmp_path, **{variable: "ssl"}, **CERT).field == variable
+
+
+def test_the_login_cache_is_seconds_from_0_to_300(tmp_path: Path) -> None:
+    assert load(tmp_path).relay_login_cache == 5.0
+    assert load(tmp_path, MAILOAUTH_RELAY_LOGIN_CACHE="0").relay_login_cache == 0.0
+    assert load(tmp_path, MAILOAUTH_RELAY_LOGIN_CACHE="2.5").relay_login_cache == 2.5
+    for bad in ("-1", "301", "nan", "soon"):
+        refused = problem(tmp_path, MAILOAUTH_RELAY_LOGIN_CACHE=bad)
+        assert refused.field == "relay_login_cache"
+        assert "use 0 to 300" in str(refused)

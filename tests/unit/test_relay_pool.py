@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import asyncio
 
-from aiosmtplib.response import SMTPResponse
+import pytest
 
 from mailoauth.errors import AuthorizationNeeded, ProviderUnavailable
+from mailoauth.relay.passthrough_machine import (
+    ReplyReader,
+    UpstreamGarbageError,
+    unavailable,
+)
 from mailoauth.relay.pool import SessionPool
-from mailoauth.relay.smtp_upstream import token_refused, unavailable, upstream_reply
+from mailoauth.relay.smtp_upstream import token_refused
 
 
 class FakeSession:
@@ -115,22 +120,33 @@ async def test_close_says_goodbye_to_every_idle_session():
 # --- replies ------------------------------------------------------------------------
 
 
+def reply_of(wire: bytes) -> bytes:
+    """The relay's copy of an upstream reply, read from the upstream's bytes."""
+    (reply,) = ReplyReader().feed(wire)
+    return reply.wire()
+
+
 def test_the_upstreams_reply_is_passed_on_with_code_and_enhanced_status():
-    assert upstream_reply(SMTPResponse(250, "2.0.0 Ok: queued as 4Xy")) == (
-        "250 2.0.0 Ok: queued as 4Xy"
-    )
-    assert upstream_reply(SMTPResponse(550, "5.1.1 <x@example.com>: no such user")) == (
-        "550 5.1.1 <x@example.com>: no such user"
+    assert reply_of(b"250 2.0.0 Ok: queued as 4Xy\r\n") == b"250 2.0.0 Ok: queued as 4Xy\r\n"
+    assert reply_of(b"550 5.1.1 <x@example.com>: no such user\r\n") == (
+        b"550 5.1.1 <x@example.com>: no such user\r\n"
     )
 
 
 def test_a_multi_line_reply_keeps_its_lines_and_loses_what_is_not_printable():
-    reply = SMTPResponse(554, "5.7.1 first line\n5.7.1 second \x1b[31mline\u00e9")
-    assert upstream_reply(reply) == "554-5.7.1 first line\r\n554 5.7.1 second ?[31mline?"
+    wire = "554-5.7.1 first line\r\n554 5.7.1 second \x1b[31mline\u00e9\r\n".encode()
+    assert reply_of(wire) == b"554-5.7.1 first line\r\n554 5.7.1 second ?[31mline?\r\n"
 
 
-def test_a_reply_code_outside_smtps_range_is_a_temporary_failure():
-    assert upstream_reply(SMTPResponse(-1, "garbage")) == "451 garbage"
+def test_replies_split_anywhere_are_read_whole_and_garbage_is_refused():
+    reader = ReplyReader()
+    wire = b"250-first\r\n250 second\r\n354 go\r\n"
+    got = [reply for i in range(len(wire)) for reply in reader.feed(wire[i : i + 1])]
+    assert [(r.code, r.lines) for r in got] == [(250, ("first", "second")), (354, ("go",))]
+    with pytest.raises(UpstreamGarbageError):
+        ReplyReader().feed(b"HTTP/1.1 400 Bad Request\r\n")
+    with pytest.raises(UpstreamGarbageError):
+        ReplyReader().feed(b"250" + b"x" * 5000)
 
 
 def test_the_relays_own_failure_replies_say_what_to_do():

@@ -14,6 +14,7 @@ transaction, so a retry never delivers twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -208,6 +209,38 @@ class Session:
         client = choose_client(smtp.server_auth_methods, mechanism, user, token, host, port)
         await _authenticate(smtp, client, self.timeout, self.transcript)
         return client.mechanism
+
+    def detach(self) -> Detached:
+        """Take the (logged-in) connection out of aiosmtplib's hands, for a caller that
+        speaks SMTP on it itself (the passthrough relay); the session's context then
+        neither QUITs nor closes it. Reads aiosmtplib's receive buffer, which is empty
+        after a complete reply (a reply nobody asked for would be in it)."""
+        smtp = self.smtp
+        protocol, transport = smtp.protocol, smtp.transport
+        if protocol is None or not isinstance(transport, asyncio.Transport):
+            raise MailConnectionError(
+                f"the connection to {where(self.host, self.port)} is gone",
+                host=self.host,
+                port=self.port,
+            )
+        leftover = bytes(protocol._buffer)
+        protocol.transport = None  # so that closing the session waits for nothing
+        smtp.protocol = None
+        smtp.transport = None
+        extensions = frozenset(name.lower() for name in smtp.esmtp_extensions)
+        return Detached(transport, extensions, self.host, self.port, leftover)
+
+
+@dataclass(frozen=True)
+class Detached:
+    """A connection taken from aiosmtplib (:meth:`Session.detach`): the transport, the
+    server's EHLO extensions (lower case), where it goes, and bytes already received."""
+
+    transport: asyncio.Transport
+    extensions: frozenset[str]
+    host: str
+    port: int
+    leftover: bytes
 
 
 @asynccontextmanager

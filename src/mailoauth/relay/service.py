@@ -79,6 +79,7 @@ async def start_relays(
             counters=relays.counters,
             tokens=tokens,  # passthrough logins
             ca_file=settings.ca_file,
+            login_cache=settings.relay_login_cache,
         )
         if await _start(relays, smtp, strict):
             relays.smtp = smtp

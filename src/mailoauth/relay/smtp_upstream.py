@@ -1,31 +1,28 @@
-"""The SMTP passthrough relay's upstream side: logged-in SMTP sessions of a mailbox, and the
-SMTP replies the relay gives its client for what happened upstream.
+"""The SMTP passthrough relay's upstream side: logged-in SMTP sessions of a mailbox.
 
 :class:`Upstreams` hands out an :class:`Upstream` — a connection opened, TLS'd, EHLO'd
 and logged in by :func:`mailoauth.mail.smtp.session` with the mailbox's access token,
-through :func:`~mailoauth.mail.auth.with_token` (a refused token is refreshed once) —
-from its :class:`~.pool.SessionPool` when one is idle, else by a new login; and takes
-sessions back when their client is done (RFC 5321 section 3.3: one session, many mail
-transactions). Sockets have ``TCP_NODELAY`` (asyncio sets it; :func:`nodelay` checks it),
-so small commands are never held back by Nagle's algorithm.
+through :func:`~mailoauth.mail.auth.with_token` (a refused token is refreshed once), then
+taken out of aiosmtplib's hands (:meth:`~mailoauth.mail.smtp.Session.detach`) so the
+relay speaks SMTP on it itself — from its :class:`~.pool.SessionPool` when one is idle,
+else by a new login; and takes sessions back when their client is done (RFC 5321
+section 3.3: one session, many mail transactions). Sockets have ``TCP_NODELAY`` (asyncio
+sets it; :func:`nodelay` checks it), so small commands are never held back by Nagle's
+algorithm.
 
-Reply texts (:func:`upstream_reply`, :func:`unavailable`, :func:`token_refused`) never
-hold a token: the upstream's own replies carry none, and mailoauth's errors are written
-without secrets. The upstream's replies are passed on with their code and text,
-enhanced status code included (RFC 3463), made printable ASCII.
+:func:`token_refused` is the relay's reply when the mailbox has no token the upstream
+takes; like every reply the relay makes up, it holds no secret.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Hashable
-from contextlib import AsyncExitStack
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Final
-
-import aiosmtplib
-from aiosmtplib.response import SMTPResponse
+from typing import Protocol
 
 from mailoauth.errors import (
     AuthorizationNeeded,
@@ -34,47 +31,15 @@ from mailoauth.errors import (
     TokenRefused,
 )
 from mailoauth.mail.auth import with_token
-from mailoauth.mail.smtp import Session, session
+from mailoauth.mail.smtp import Detached, session
 from mailoauth.models import Mailbox
 from mailoauth.oauth.tokens import AccessToken, TokenService
 from mailoauth.relay.pool import SessionPool
 from mailoauth.store import Store
 
-__all__ = [
-    "Upstream",
-    "Upstreams",
-    "nodelay",
-    "token_refused",
-    "unavailable",
-    "upstream_reply",
-]
+__all__ = ["Sink", "Upstream", "Upstreams", "is_token_problem", "nodelay", "token_refused"]
 
 log = logging.getLogger("mailoauth.relay")
-
-#: What breaks an upstream session (the session is then of no further use): the
-#: connection lost, no answer in time, an answer that is not SMTP.
-BROKEN: Final = (aiosmtplib.SMTPException, OSError)
-_MAX_LINE: Final = 400
-
-
-def _printable(text: str) -> str:
-    if not (text.isascii() and text.isprintable()):  # C-speed check of the usual case
-        text = "".join(c if " " <= c <= "~" else "?" for c in text)
-    return text[:_MAX_LINE]
-
-
-def upstream_reply(reply: SMTPResponse) -> str:
-    """The upstream's reply as the relay's own: same code, same text (each line of a
-    multi-line reply, RFC 5321 section 4.2.1), ready for aiosmtpd's ``push``."""
-    code = reply.code if 200 <= reply.code <= 599 else 451
-    lines = [_printable(line) for line in reply.message.split("\n")] or [""]
-    head = "".join(f"{code}-{line}\r\n" for line in lines[:-1])
-    return f"{head}{code} {lines[-1]}".rstrip()
-
-
-def unavailable(mailbox: str, reason: str) -> str:
-    """``451 4.4.1``: the upstream cannot be reached or dropped the connection."""
-    return f"451 4.4.1 Upstream for {mailbox} unavailable ({_printable(reason)}); try again later"
 
 
 def token_refused(mailbox: str, error: MailoauthError) -> str:
@@ -107,72 +72,105 @@ def nodelay(transport: object) -> bool:
     return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
 
-class Upstream:
-    """One logged-in upstream SMTP session. Commands go one at a time; the caller keeps
-    track of the mail transaction (``in_transaction``; ``in_data`` from ``DATA`` to the
-    reply to the end of the data) so the session is reset or dropped, never reused in the
-    middle of one."""
+class Sink(Protocol):
+    """Who an upstream session talks to while a client uses it."""
 
-    def __init__(self, opened: Session, stack: AsyncExitStack, key: Hashable) -> None:
-        self.smtp = opened.smtp
-        self.where = f"{opened.host}:{opened.port}"
-        self.timeout = opened.timeout
+    def from_upstream(self, data: bytes) -> None: ...
+
+    def upstream_lost(self, reason: str) -> None: ...
+
+    def upstream_paused(self, paused: bool) -> None: ...
+
+
+class _Side(asyncio.Protocol):
+    """The asyncio protocol of an upstream connection once aiosmtplib let go of it."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+
+    def data_received(self, data: bytes) -> None:
+        self._upstream._received(data)
+
+    def eof_received(self) -> bool:
+        return False  # the server is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._upstream._gone(exc)
+
+    def pause_writing(self) -> None:
+        self._upstream._pause(True)
+
+    def resume_writing(self) -> None:
+        self._upstream._pause(False)
+
+
+class Upstream:
+    """One logged-in upstream SMTP session on a raw transport: the relay writes commands
+    and reads replies itself (:mod:`.passthrough_machine`). While idle (in the pool,
+    no :attr:`sink`), anything the server says — a ``421`` before it hangs up — ends it."""
+
+    def __init__(self, detached: Detached, key: Hashable) -> None:
+        self.transport = detached.transport
+        self.extensions = detached.extensions
+        self.where = f"{detached.host}:{detached.port}"
         self.key = key
-        self.reused = False  # taken from the pool: may have been dropped meanwhile
-        self.in_transaction = False
-        self.in_data = False
-        self._stack = stack
+        self.sink: Sink | None = None
+        self._early = detached.leftover
+        self._gone_reason: str | None = None
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport.set_protocol(_Side(self))
 
     @property
     def alive(self) -> bool:
-        return self.smtp.is_connected
+        return self._gone_reason is None and not self.transport.is_closing()
 
-    def supports(self, extension: str) -> bool:
-        return self.smtp.supports_extension(extension)
+    def attach(self, sink: Sink) -> None:
+        self.sink = sink
+        if self._early:
+            early, self._early = self._early, b""
+            sink.from_upstream(early)
 
-    async def command(self, *args: bytes) -> SMTPResponse:
-        return await self.smtp.execute_command(*args, timeout=self.timeout)
+    def detach(self) -> None:
+        self.sink = None
 
     def write(self, data: bytes) -> None:
-        """Message data, as is (the caller sent ``DATA`` and got ``354``)."""
-        protocol = self.smtp.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        protocol.write(data)
+        self.transport.write(data)
 
-    async def reply(self, timeout: float) -> SMTPResponse:
-        """The reply to what :meth:`write` sent (the end of the data)."""
-        protocol = self.smtp.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        try:
-            return await protocol.read_response(timeout=timeout)
-        except BaseException:
-            self.smtp.close()
-            raise
-
-    async def reset(self) -> bool:
-        """RSET; False (and the session closed) when that did not work."""
-        try:
-            reply = await self.command(b"RSET")
-        except BROKEN:
-            reply = None
-        if reply is None or reply.code != 250:
-            await self.abort()
-            return False
-        self.in_transaction = False
-        return True
-
-    async def abort(self) -> None:
+    def abort(self) -> None:
         """Close without QUIT: in the middle of DATA, a QUIT would be message text."""
-        self.smtp.close()
-        await self.close()
+        self.sink = None
+        self.transport.abort()
 
     async def close(self) -> None:
-        try:
-            await self._stack.aclose()
-        except (MailoauthError, *BROKEN) as exc:
-            log.debug("relay: closing the upstream session to %s: %s", self.where, exc)
+        """QUIT (when connected) and close; waits briefly for the socket to be freed."""
+        self.sink = None
+        if self.alive:
+            self.transport.write(b"QUIT\r\n")
+        self.transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._closed), 1.0)
+
+    def _received(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink.from_upstream(data)
+            return
+        text = data[:80].decode("ascii", "replace").strip()
+        log.debug("relay: idle upstream session to %s said %r; closing it", self.where, text)
+        self._gone_reason = text or "closed"
+        self.transport.close()
+
+    def _gone(self, exc: Exception | None) -> None:
+        if self._gone_reason is None:
+            self._gone_reason = str(exc) if exc is not None else "connection closed"
+        if not self._closed.done():
+            self._closed.set_result(None)
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.upstream_lost(f"{self.where}: {self._gone_reason}")
+
+    def _pause(self, paused: bool) -> None:
+        if self.sink is not None:
+            self.sink.upstream_paused(paused)
 
 
 @dataclass(frozen=True)
@@ -180,9 +178,6 @@ class UpstreamStats:
     logins: int  # upstream logins made (new sessions)
     reused: int  # sessions taken from the pool instead
     idle: int  # sessions idle in the pool now
-
-
-Opener = Callable[[Mailbox], Awaitable[Upstream]]
 
 
 class Upstreams:
@@ -222,16 +217,14 @@ class Upstreams:
             pooled = self.pool.take(key)
             if pooled is not None:
                 self._reused += 1
-                pooled.reused = True
                 return pooled
         upstream = await self._open(mailbox, key)
         self._logins += 1
         return upstream
 
     def give_back(self, upstream: Upstream) -> None:
-        """Keep a session that is outside a transaction for the next client."""
-        if upstream.in_transaction:
-            raise ValueError("reset the upstream transaction before giving the session back")
+        """Keep a session that is outside a mail transaction for the next client."""
+        upstream.detach()
         self.pool.put(upstream.key, upstream)
 
     async def close(self) -> None:
@@ -242,23 +235,12 @@ class Upstreams:
         assert outgoing is not None  # users.check_mode: passthrough needs SMTP
 
         async def attempt(access: AccessToken) -> Upstream:
-            stack = AsyncExitStack()
-            opened = await stack.enter_async_context(
-                session(
-                    outgoing,
-                    access.token,
-                    ca_file=self._ca_file,
-                    timeout=self.timeout,
-                    transcript=None,
-                )
-            )
-            try:
-                await opened.login(mailbox.sasl_mechanism.value, access.user, access.token)
-            except BaseException as exc:
-                # session() turns aiosmtplib's failures into mailoauth's and QUITs
-                if not await stack.__aexit__(type(exc), exc, exc.__traceback__):
-                    raise
-                raise AssertionError("unreachable") from exc  # pragma: no cover
-            return Upstream(opened, stack, key)
+            async with session(
+                outgoing, access.token, ca_file=self._ca_file, timeout=self.timeout, transcript=None
+            ) as opened:
+                await opened.login(mechanism, access.user, access.token)
+                detached = opened.detach()
+            return Upstream(detached, key)
 
+        mechanism = mailbox.sasl_mechanism.value
         return await with_token(self._store, self._tokens, mailbox.name, attempt)
