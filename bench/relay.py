@@ -14,6 +14,9 @@ process so that CPU time is attributable:
   IMAP relay (``MAILOAUTH_RELAY_IMAP``) once built;
 * email-oauth2-proxy (PyPI ``emailproxy``, installed into ``bench/.venv-emailproxy`` on
   first use), headless, ``oauth2_flow = password`` against the same token endpoint;
+* **forward**: socat (Debian's, in C; skipped when not installed) copying bytes from a
+  plain local port to the upstream's TLS port, no SMTP or IMAP logic at all — the cost of
+  the extra hop itself, i.e. the most any relay process could reach on this machine;
 * the clients (``bench/relay_clients.py``), in this process: raw asyncio SMTP / IMAP.
 
 Paths: **direct** (clients → upstream over TLS with XOAUTH2), and through each relay
@@ -61,7 +64,7 @@ from relay_report import NOT_BUILT, Cell, Route, Table, header, row, size_label,
 
 TOKEN = "bench-access-token-" + os.urandom(12).hex()
 SCENARIOS = ("steady", "sessions", "burst", "fetch")
-PATHS = ("direct", "queue", "passthrough", "imap", "emailproxy")
+PATHS = ("direct", "queue", "passthrough", "imap", "emailproxy", "forward")
 LOCAL = "127.0.0.1"
 
 
@@ -254,6 +257,26 @@ def emailproxy_route(
     return proxy
 
 
+def forward_route(
+    args: argparse.Namespace, tmp: Path, upstream: procs.Upstream, started: list[procs.Process]
+) -> Route:
+    """socat's byte forwarding (see the module docstring): the client logs in with the
+    token, as direct. No CPU column: socat runs a process per connection."""
+    forward = Route("forward", "socat forward (ceiling)")
+    if "forward" not in args.path:
+        forward.missing = "left out"
+        return forward
+    found = procs.start_forwarder(tmp, upstream)
+    if isinstance(found, str):
+        forward.missing = found
+        return forward
+    started.extend(found.processes)
+    login = procs.MAILBOX_LOGIN
+    forward.smtp = Endpoint("forward", LOCAL, found.smtp, login, TOKEN, True)
+    forward.imap = Endpoint("forward", LOCAL, found.imap, login, TOKEN, True)
+    return forward
+
+
 def build_paths(
     args: argparse.Namespace,
     tmp: Path,
@@ -271,6 +294,7 @@ def build_paths(
     if {"queue", "passthrough", "imap"} & set(args.path):
         paths += mailoauth_routes(tmp, upstream, certs, started)
     paths.append(emailproxy_route(args, tmp, upstream, certs, started))
+    paths.append(forward_route(args, tmp, upstream, started))
     for path in paths:
         path.smtp = path.smtp and replace(path.smtp, timeout=args.timeout)
         path.imap = path.imap and replace(path.imap, timeout=args.timeout)
@@ -370,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         tables: dict[str, Table] = {}
         bursts: dict[str, Result] = {}
         smtp_paths = [p for p in paths if p.key != "imap"]
-        imap_paths = [p for p in paths if p.key in ("direct", "imap", "emailproxy")]
+        imap_paths = [p for p in paths if p.key in ("direct", "imap", "emailproxy", "forward")]
         if "steady" in args.scenario:
             title = "(a) steady SMTP: log in once, then messages back to back"
             tables["steady"] = smtp_table(bench, smtp_paths, "steady", title, "msgs")
