@@ -491,7 +491,7 @@ class PassthroughMachine:
             if self._refusal is None and out:
                 if self._go:
                     self.to_upstream.append(out)
-                else:
+                elif self._go is None:  # (refused DATA: nothing to keep)
                     self._held.append(out)
                     self._held_size += len(out)
         if last:
@@ -527,15 +527,16 @@ class PassthroughMachine:
         if step is _Step.MAIL:
             if not reply.ok:
                 self._mail_refused = reply
-                self._count(reply.text())
         elif step is _Step.RCPT:
             self._rcpt = None
-            self._told = True
             if self._mail_refused is not None:
+                if not self._told:  # counted once, when the client hears it
+                    self._count(self._mail_refused.text())
                 self._say(self._mail_refused.wire())
             else:
                 self._accepted += reply.ok
                 self._say(reply.wire())
+            self._told = True
             self._ready()
         elif step is _Step.DATA:
             self._on_data_reply(reply)
@@ -565,6 +566,8 @@ class PassthroughMachine:
                 self._expect.append(_Step.END)
             return
         self._go = False
+        self._held.clear()
+        self._held_size = 0
         self._data_refused = reply.text()
         if self._data_done and self._refusal is None:
             self._finish(self._data_refused)
@@ -641,6 +644,7 @@ class PassthroughMachine:
         if replay and not data_phase and not self._told and not self._replaying:
             self._replaying = True
             self._mail_sent = False
+            self._mail_refused = None  # the dead session's answer: the new one answers
             self._state = _State.CONNECTING
             self.need_upstream = True
             return
