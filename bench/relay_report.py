@@ -102,12 +102,13 @@ def row(label: str, paths: list[Route], cells: dict[str, Cell]) -> str:
     return line.rstrip("|").rstrip()
 
 
-def ratios(table: Table, key: str) -> list[float]:
+def ratios(table: Table, key: str, base: str = "direct") -> list[float]:
+    """Per cell, the rate of route ``key`` over the rate of route ``base``."""
     found: list[float] = []
     for cells in table.values():
-        cell, direct = cells.get(key), cells.get("direct")
-        if cell and cell.result and direct and direct.result and direct.result.rate:
-            found.append(cell.result.rate / direct.result.rate)
+        cell, under = cells.get(key), cells.get(base)
+        if cell and cell.result and under and under.result and under.result.rate:
+            found.append(cell.result.rate / under.result.rate)
     return found
 
 
@@ -156,3 +157,10 @@ def summary(paths: list[Route], tables: dict[str, Table], bursts: dict[str, Resu
         if path.key in bursts:
             verdicts.append(f"burst 0 failed {'met' if bursts[path.key].failed == 0 else 'MISSED'}")
         print(f"  targets, {path.title}: " + "; ".join(verdicts))
+        shares = [
+            f"{label} {span(found)}"
+            for name, label in (("steady", "(a)"), ("sessions", "(b)"), ("fetch", "(c)"))
+            if (found := ratios(tables.get(name, {}), path.key, "forward"))
+        ]
+        if shares:
+            print(f"  {path.title} / socat forward (the ceiling): " + "; ".join(shares))
