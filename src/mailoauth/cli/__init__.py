@@ -5,6 +5,12 @@ builders for validation, the store for persistence. Expected failures are
 :class:`~mailoauth.errors.MailoauthError` and end as one line on stderr, ``error: ...``,
 with the exit code the error carries (1 operation failed, 2 bad input or config); no
 traceback is shown for them.
+
+Every run imports every command module (typer builds the whole command tree, options and
+all), so what they import at module level is paid by ``--help`` and by ``mailoauth token``
+behind msmtp's ``passwordeval``, message after message. The heavy stacks — the web
+console and API, the relay, the mail clients — are imported inside the commands that use
+them; ``tests/unit/test_cli_imports.py`` keeps them out, ``bench/cli.py`` times it.
 """
 
 from __future__ import annotations

@@ -9,16 +9,32 @@ stays listed, with when it was last used.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailoauth.cli.context import store_of
 from mailoauth.cli.render import print_json, print_table
-from mailoauth.store import ApiKey
-from mailoauth.web.api.keys import ApiScope, create_key, granted, shown_prefix
 
-__all__ = ["api_key_app", "register_api_key_commands"]
+if TYPE_CHECKING:
+    from mailoauth.store import ApiKey
+
+__all__ = ["Scope", "api_key_app", "register_api_key_commands"]
+
+
+class Scope(StrEnum):
+    """The choices of ``--scope``: :class:`mailoauth.web.api.keys.ApiScope`'s values.
+
+    Repeated here because every CLI run builds every command's options, and importing the
+    web layer for them would slow every command down; ``tests/unit/test_cli_imports.py``
+    keeps the two the same.
+    """
+
+    READ = "read"
+    SEND = "send"
+    ADMIN = "admin"
+
 
 api_key_app = typer.Typer(
     help="Keys of REST API clients (/api/v1), with scopes read, send or admin.",
@@ -41,7 +57,7 @@ def add_command(
         str, typer.Argument(metavar="NAME", help="Who the key is for (shown in the service log).")
     ],
     scope: Annotated[
-        list[ApiScope],
+        list[Scope],
         typer.Option(
             "--scope",
             help="read (configuration and status), send (+ send mail), admin (everything).",
@@ -49,8 +65,10 @@ def add_command(
     ],
 ) -> None:
     """Make a key; prints it once (it cannot be shown again)."""
+    from mailoauth.web.api.keys import ApiScope, create_key, granted
+
     with store_of(ctx) as store:
-        key, text = create_key(store, name, scope)
+        key, text = create_key(store, name, [ApiScope(s) for s in scope])
     typer.echo(text.reveal())
     widest = granted(key.scopes)
     typer.echo(
@@ -77,6 +95,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every key: name, prefix, scopes, created, last used, revoked (never the key)."""
+    from mailoauth.web.api.keys import shown_prefix
+
     with store_of(ctx) as store:
         keys = store.list_api_keys()
     if as_json:
@@ -105,6 +125,8 @@ def revoke_command(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The key's name.")],
 ) -> None:
     """Revoke a key: it stops working at once (it stays listed)."""
+    from mailoauth.web.api.keys import shown_prefix
+
     with store_of(ctx) as store:
         key = store.revoke_api_key(name, now=datetime.now(UTC))
     assert key.revoked_at is not None

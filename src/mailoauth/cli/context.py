@@ -6,23 +6,25 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-import httpx
 import typer
 
 from mailoauth.config import Settings
-from mailoauth.mail.connect import http_client
-from mailoauth.oauth.tokens import TokenService
 from mailoauth.store import SqlStore, open_store
 from mailoauth.store.keys import key_file_too_open
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mailoauth.oauth.tokens import TokenService
 
 __all__ = ["CliContext", "MailWork", "run_mail", "settings_of", "store_of"]
 
 T = TypeVar("T")
 
 #: What a mail command does inside its one asyncio run.
-MailWork = Callable[[SqlStore, TokenService, httpx.AsyncClient], Awaitable[T]]
+MailWork: TypeAlias = "Callable[[SqlStore, TokenService, httpx.AsyncClient], Awaitable[T]]"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def run_mail(settings: Settings, store: SqlStore, work: MailWork[T]) -> T:
     """One asyncio run with one HTTP client (the system's CAs plus ``MAILOAUTH_CA_FILE``)
     and one token service; refreshes still in flight are drained before the loop ends, so
     a rotated refresh token is never lost."""
+    from mailoauth.mail.connect import http_client  # the mail clients: only for mail commands
+    from mailoauth.oauth.tokens import TokenService
 
     async def main() -> T:
         async with http_client(settings.ca_file) as http:

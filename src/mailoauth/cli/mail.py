@@ -10,33 +10,20 @@ from __future__ import annotations
 
 import mimetypes
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import httpx
 import typer
 
 from mailoauth.cli.context import run_mail, settings_of, store_of
 from mailoauth.errors import ConfigError, MailError
-from mailoauth.mail.checking import check
-from mailoauth.mail.fetching import fetch
-from mailoauth.mail.handlers import maildir_handler
-from mailoauth.mail.sending import send
-from mailoauth.oauth.tokens import TokenService
-from mailoauth.queue import DrainOptions, QueueStatus, drain, enqueue
-from mailoauth.store import SqlStore
 
 __all__ = ["register_mail_commands"]
-
-T = TypeVar("T")
-
-Work = Callable[[SqlStore, TokenService, httpx.AsyncClient], Awaitable[T]]
 
 
 def register_mail_commands(app: typer.Typer) -> None:
@@ -121,6 +108,8 @@ def send_command(
     ] = False,
 ) -> None:
     """Send a message from a mailbox (From, Message-ID and Date are filled in)."""
+    from mailoauth.mail.sending import send
+
     message = _message(to, cc, bcc, subject, body, file, attach)
     settings = settings_of(ctx)
     if queue:
@@ -141,6 +130,8 @@ def send_command(
 def _send_queued(ctx: typer.Context, name: str, message: EmailMessage, debug: bool) -> None:
     """Accept into the queue (durable when this returns), then one delivery run for the
     mailbox. Exit 0 once queued, unless the server refused the message for good."""
+    from mailoauth.queue import DrainOptions, QueueStatus, drain, enqueue
+
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         entry = enqueue(store, name, message)
@@ -183,6 +174,9 @@ def fetch_command(
 ) -> None:
     """Fetch new mail into the mailbox's deliver target (or --maildir), then do its
     after-fetch action; nothing is fetched twice."""
+    from mailoauth.mail.fetching import fetch
+    from mailoauth.mail.handlers import maildir_handler
+
     settings = settings_of(ctx)
     deliver = maildir_handler(maildir.absolute()) if maildir is not None else None
     with store_of(ctx) as store:
@@ -219,6 +213,8 @@ def check_command(
     debug: Annotated[bool, typer.Option("--debug", help="Keep a transcript.")] = False,
 ) -> None:
     """Check the whole chain: token, connect, TLS, AUTH, (test mail), mailbox login."""
+    from mailoauth.mail.checking import check
+
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         mailbox = store.get_mailbox(name)

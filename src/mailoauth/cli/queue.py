@@ -17,13 +17,7 @@ import typer
 from mailoauth.cli.context import run_mail, settings_of, store_of
 from mailoauth.cli.render import print_json, print_rows, print_table
 from mailoauth.errors import ConfigError
-from mailoauth.queue import (
-    DEFAULT_SCHEDULE,
-    DrainOptions,
-    QueuedMessage,
-    QueueStatus,
-    drain,
-)
+from mailoauth.queue import DEFAULT_SCHEDULE, QueuedMessage, QueueStatus
 
 __all__ = ["queue_app", "register_queue_commands"]
 
@@ -195,6 +189,8 @@ def run_command(
     debug: Annotated[bool, typer.Option("--debug", help="Keep transcripts.")] = False,
 ) -> None:
     """Deliver what is due now, once, and say what happened."""
+    from mailoauth.queue import DrainOptions, drain  # the mail clients: only for a run
+
     settings = settings_of(ctx)
     schedule = dataclasses.replace(DEFAULT_SCHEDULE, max_age=timedelta(days=max_age))
     options = DrainOptions(schedule=schedule, debug=debug)

@@ -13,21 +13,19 @@ import functools
 import logging
 import signal
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mailoauth import queue
 from mailoauth.cli.context import settings_of, store_of
 from mailoauth.cli.render import print_json, print_table
 from mailoauth.cli.serve import log_to_stderr
 from mailoauth.config import DEFAULT_RELAY_SMTP, Settings
 from mailoauth.errors import ConfigError
-from mailoauth.mail.connect import http_client
-from mailoauth.oauth.tokens import TokenService
-from mailoauth.relay import RelayMode, RelayProtocol, add_user, reset_password, set_mode
-from mailoauth.relay.service import start_relays
-from mailoauth.store import RelayUser, Store
+
+if TYPE_CHECKING:
+    from mailoauth.relay import RelayMode, RelayProtocol
+    from mailoauth.store import RelayUser, Store
 
 __all__ = ["register_relay_commands", "relay_user_app"]
 
@@ -45,6 +43,8 @@ def register_relay_commands(app: typer.Typer) -> None:
 
 
 def _protocols(text: str) -> list[RelayProtocol]:
+    from mailoauth.relay import RelayProtocol  # the relay (aiosmtpd): only for its commands
+
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     try:
         return [RelayProtocol(name) for name in names]
@@ -55,6 +55,8 @@ def _protocols(text: str) -> list[RelayProtocol]:
 
 
 def _mode(text: str) -> RelayMode:
+    from mailoauth.relay import RelayMode
+
     try:
         return RelayMode(text.strip().lower())
     except ValueError:
@@ -120,6 +122,8 @@ def add_command(
     mode: Annotated[str, typer.Option("--mode", help=_MODE_HELP)] = "queue",
 ) -> None:
     """Create a login for an application; prints its generated password once."""
+    from mailoauth.relay import add_user
+
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         user, password = add_user(
@@ -140,6 +144,8 @@ def set_command(
     mode: Annotated[str, typer.Option("--mode", help=_MODE_HELP)],
 ) -> None:
     """Change a login's mode; its next login uses it (the password stays)."""
+    from mailoauth.relay import set_mode
+
     with store_of(ctx) as store:
         user = set_mode(store, app_name, _mode(mode))
     typer.echo(f"relay user {user.name}: mode {user.mode.value}")
@@ -211,6 +217,8 @@ def reset_command(
     app_name: Annotated[str, typer.Argument(metavar="APP", help="The application's login.")],
 ) -> None:
     """A new generated password, printed once; the old one stops working at once."""
+    from mailoauth.relay import reset_password
+
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         user, password = reset_password(store, app_name)
@@ -238,6 +246,11 @@ def relay_command(ctx: typer.Context) -> None:
 
 
 async def _run_relay(settings: Settings, store: Store) -> None:
+    from mailoauth import queue
+    from mailoauth.mail.connect import http_client
+    from mailoauth.oauth.tokens import TokenService
+    from mailoauth.relay.service import start_relays
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

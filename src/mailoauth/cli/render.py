@@ -12,9 +12,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from mailoauth.models import Grant, Mailbox, Provider, mailbox_scopes
 from mailoauth.records import public_view
 
@@ -35,6 +32,9 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    from rich.console import Console  # rich loads only for the commands that print a table
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")

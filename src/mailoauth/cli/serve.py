@@ -29,12 +29,10 @@ import sys
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from mailoauth.cli.context import settings_of, store_of
 from mailoauth.cli.serve_policy import listen_url, served_settings
 from mailoauth.config import Settings
-from mailoauth.relay.tls import load_server_context
 
 __all__ = ["log_to_stderr", "register_serve"]
 
@@ -53,6 +51,8 @@ def log_to_stderr() -> None:
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls is None:
         return None
+    from mailoauth.relay.tls import load_server_context
+
     tls = settings.tls
     return load_server_context(tls.cert, tls.key, cert_field="tls_cert", key_field="tls_key")
 
@@ -82,7 +82,9 @@ def register_serve(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run the service: web console, API, OAuth redirect endpoint, scheduler."""
-        from mailoauth.web.app import create_app  # the web stack loads only for serve
+        import uvicorn  # the web stack loads only for serve
+
+        from mailoauth.web.app import create_app
         from mailoauth.web.console import setup_link
 
         settings = served_settings(

@@ -13,22 +13,21 @@ import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import httpx
 import typer
 
-from mailoauth import oauth
 from mailoauth.cli import render
 from mailoauth.cli.context import settings_of, store_of
-from mailoauth.config import Settings
 from mailoauth.errors import AuthorizationNeeded, ConfigError
-from mailoauth.mail.connect import http_client
 from mailoauth.models import Mailbox, Provider, mailbox_scopes
-from mailoauth.oauth.loopback import wait_for_redirect
-from mailoauth.oauth.tokens import TokenService, grant_from_token_set
 from mailoauth.providers import GrantType
-from mailoauth.store import SqlStore
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mailoauth.config import Settings
+    from mailoauth.store import SqlStore
 
 __all__ = ["register_token_commands"]
 
@@ -36,6 +35,8 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+    from mailoauth.mail.connect import http_client  # httpx: only for the commands that call out
+
     async def main() -> T:
         async with http_client() as http:
             return await work(http)
@@ -66,6 +67,8 @@ def authorize(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the browser.")] = 300,
 ) -> None:
     """Obtain a grant for a mailbox: browser consent, device code, or a direct token request."""
+    from mailoauth.oauth.tokens import TokenService
+
     settings = settings_of(ctx)
     with store_of(ctx) as store:
         mailbox = store.get_mailbox(name)
@@ -97,6 +100,10 @@ async def _authorization_code(
     paste: bool,
     timeout: float,
 ) -> str:
+    from mailoauth import oauth
+    from mailoauth.oauth.loopback import wait_for_redirect
+    from mailoauth.oauth.tokens import grant_from_token_set
+
     redirect_uri = provider.effective_redirect_uri(settings.base_url)
     scopes = mailbox_scopes(mailbox, provider)
     pending = oauth.begin_authorization(
@@ -134,6 +141,9 @@ def _authorized(mailbox: Mailbox, scopes: tuple[str, ...], subject: str | None) 
 async def _device_code(
     http: httpx.AsyncClient, store: SqlStore, mailbox: Mailbox, provider: Provider
 ) -> str:
+    from mailoauth import oauth
+    from mailoauth.oauth.tokens import grant_from_token_set
+
     scopes = mailbox_scopes(mailbox, provider)
     device = await oauth.start_device_authorization(http, provider, scopes, now=_now())
     where = device.verification_uri_complete or device.verification_uri
@@ -153,6 +163,8 @@ def token(
     name: Annotated[str, typer.Argument(help="The mailbox.")],
 ) -> None:
     """Print a valid access token (for msmtp passwordeval, mbsync PassCmd, ...)."""
+    from mailoauth.oauth.tokens import TokenService
+
     with store_of(ctx) as store:
 
         async def work(http: httpx.AsyncClient) -> str:
@@ -194,6 +206,8 @@ def revoke(
     name: Annotated[str, typer.Argument(help="The mailbox.")],
 ) -> None:
     """Revoke the mailbox's grant at the provider (where possible) and forget it here."""
+    from mailoauth import oauth
+
     with store_of(ctx) as store:
         mailbox = store.get_mailbox(name)
         provider = store.get_provider(mailbox.provider)

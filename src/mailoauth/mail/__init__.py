@@ -16,16 +16,42 @@
 
 Every function takes the store and the :class:`~mailoauth.oauth.tokens.TokenService`;
 the CLI and the service build those once (composition roots) and pass them in.
+
+The names below load on first use (PEP 562 ``__getattr__``): importing one submodule,
+say ``mailoauth.mail.connect`` for ``mailoauth token``, does not load every client.
 """
 
 from __future__ import annotations
 
-from mailoauth.mail.checking import CheckStep, check
-from mailoauth.mail.fetched import Deliver, FetchedMessage, FetchReport, MemoryLedger
-from mailoauth.mail.fetching import StoreLedger, fetch
-from mailoauth.mail.handlers import handler_for, maildir_handler, webhook_handler
-from mailoauth.mail.sending import prepare_message, send
-from mailoauth.mail.smtp import send_message
+from typing import TYPE_CHECKING
+
+from mailoauth.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from mailoauth.mail.checking import CheckStep, check
+    from mailoauth.mail.fetched import Deliver, FetchedMessage, FetchReport, MemoryLedger
+    from mailoauth.mail.fetching import StoreLedger, fetch
+    from mailoauth.mail.handlers import handler_for, maildir_handler, webhook_handler
+    from mailoauth.mail.sending import prepare_message, send
+    from mailoauth.mail.smtp import send_message
+
+#: Each public name and the submodule that defines it.
+_EXPORTS = {
+    "CheckStep": "checking",
+    "check": "checking",
+    "Deliver": "fetched",
+    "FetchedMessage": "fetched",
+    "FetchReport": "fetched",
+    "MemoryLedger": "fetched",
+    "StoreLedger": "fetching",
+    "fetch": "fetching",
+    "handler_for": "handlers",
+    "maildir_handler": "handlers",
+    "webhook_handler": "handlers",
+    "prepare_message": "sending",
+    "send": "sending",
+    "send_message": "smtp",
+}
 
 __all__ = [
     "CheckStep",
@@ -43,3 +69,6 @@ __all__ = [
     "send_message",
     "webhook_handler",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
