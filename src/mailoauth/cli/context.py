@@ -65,7 +65,7 @@ def run_mail(settings: Settings, store: SqlStore, work: MailWork[T]) -> T:
     """One asyncio run with one HTTP client (the system's CAs plus ``MAILOAUTH_CA_FILE``)
     and one token service; refreshes still in flight are drained before the loop ends, so
     a rotated refresh token is never lost."""
-    from mailoauth.mail.connect import http_client  # the mail clients: only for mail commands
+    from mailoauth.mail.trust import http_client  # the mail clients: only for mail commands
     from mailoauth.oauth.tokens import TokenService
 
     async def main() -> T:

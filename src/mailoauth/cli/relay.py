@@ -247,7 +247,7 @@ def relay_command(ctx: typer.Context) -> None:
 
 async def _run_relay(settings: Settings, store: Store) -> None:
     from mailoauth import queue
-    from mailoauth.mail.connect import http_client
+    from mailoauth.mail.trust import http_client
     from mailoauth.oauth.tokens import TokenService
     from mailoauth.relay.service import start_relays
 

@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
-    from mailoauth.mail.connect import http_client  # httpx: only for the commands that call out
+    from mailoauth.mail.trust import http_client  # httpx: only for the commands that call out
 
     async def main() -> T:
         async with http_client() as http:

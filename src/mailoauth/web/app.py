@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from mailoauth import __version__, queue
 from mailoauth.config import Settings
 from mailoauth.errors import MailoauthError
-from mailoauth.mail.connect import http_client
+from mailoauth.mail.trust import http_client
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.queue.nudge import Nudger
 from mailoauth.relay.service import start_relays

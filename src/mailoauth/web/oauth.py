@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from mailoauth.errors import MailoauthError
-from mailoauth.mail.connect import http_client
+from mailoauth.mail.trust import http_client
 from mailoauth.store import AuditEntry
 from mailoauth.web.authorize import AuthorizationFailed, complete
 from mailoauth.web.context import ServiceContext
