@@ -21,18 +21,14 @@ from mailoauth.config import Settings
 from mailoauth.store import SqlStore, open_store
 from mailoauth.web.api.keys import ApiScope, create_key
 from mailoauth.web.app import create_app
+from tests.stores import sqlite_settings
 
 SCOPES = ("read", "send", "admin")
 RELAY_LISTENERS = ("relay_smtp", "relay_imap", "relay_pop3")
 
 
 def make_settings(home: Path, *, ca_file: str | None = None) -> Settings:
-    settings = Settings(
-        data_dir=home,
-        database_url=f"sqlite:///{home / 'mailoauth.db'}",
-        key_file=home / "secret.key",
-        ca_file=ca_file,
-    )
+    settings = sqlite_settings(home, ca_file=ca_file)
     # No relay listener (2525, 1143, 1110) from an API test: whichever this version has.
     relays = [f.name for f in dataclasses.fields(settings) if f.name in RELAY_LISTENERS]
     return dataclasses.replace(settings, **dict.fromkeys(relays))

@@ -16,7 +16,7 @@ def apply_password_mailboxes(
 ) -> Cli:
     """``mailboxes``: name → the TOML lines of that mailbox beyond provider, grant and
     password (``login = …`` and its outgoing / incoming settings)."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
+    auth_server.add_mail_client()
     for user in (ALICE, BOB):
         auth_server.add_user(user, PASSWORD)
     cli.env.update(

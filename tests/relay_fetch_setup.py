@@ -19,17 +19,18 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from mailoauth.config import RelayTls, Settings
-from mailoauth.models import Grant, IncomingSettings, Mailbox, Provider
+from mailoauth.config import RelayTls
+from mailoauth.models import Grant, IncomingSettings, Mailbox
 from mailoauth.oauth.tokens import TokenService
-from mailoauth.providers import GrantType, ProviderKind, Security
+from mailoauth.providers import GrantType, Security
 from mailoauth.relay import FailureLimiter, ImapRelay, Pop3Relay, RelayProtocol, add_user
 from mailoauth.relay.counters import RelayCounters
 from mailoauth.secret import Secret
-from mailoauth.store import SqlStore, open_store
+from mailoauth.store import SqlStore
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, PASSWORD, Dovecot
+from tests.stores import open_sqlite
 
 T = TypeVar("T")
 
@@ -70,24 +71,8 @@ class Relay:
 
 def open_test_store(tmp_path: Path, dovecot: Dovecot, auth_server: AuthServer) -> SqlStore:
     home = tmp_path / "home"
-    store = open_store(
-        Settings(
-            data_dir=home,
-            database_url=f"sqlite:///{home / 'mailoauth.db'}",
-            key_file=home / "secret.key",
-        )
-    )
-    store.put_provider(
-        Provider(
-            name="test",
-            kind=ProviderKind.GENERIC,
-            client_id="app",
-            client_secret=Secret("app-secret"),
-            token_url=auth_server.token_url,
-            authorization_url=auth_server.authorize_url,
-            scopes=("mail",),
-        )
-    )
+    store = open_sqlite(home)
+    store.put_provider(auth_server.mail_provider())
     for name, incoming in (
         ("office", {"host": dovecot.host, "port": dovecot.ports.imaps, "security": "ssl"}),
         (

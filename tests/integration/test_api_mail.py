@@ -49,7 +49,7 @@ async def set_up(api: Api, auth_server: AuthServer, dovecot: Dovecot, maildir: P
     """A generic provider at the test authorization server and ALICE's password-grant
     mailbox on Dovecot (submission + IMAPS, fetched mail to ``maildir``) — made through
     the API itself."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
+    auth_server.add_mail_client()
     for user in (ALICE, BOB):
         auth_server.add_user(user, PASSWORD)
     provider: dict[str, Any] = {

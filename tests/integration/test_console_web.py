@@ -17,6 +17,7 @@ from mailoauth.web.app import create_app
 from mailoauth.web.console import setup_link
 from tests import store_samples as s
 from tests.console_client import PASSWORD, add_admin, client_for, login, post_form, token_of
+from tests.stores import sqlite_settings
 from tests.unit import test_console_store as rows
 
 pytestmark = pytest.mark.integration
@@ -26,12 +27,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 def make_settings(tmp_path, base_url: str = "http://127.0.0.1:8025") -> Settings:
     home = tmp_path / "home"
-    return Settings(
-        data_dir=home,
-        database_url=f"sqlite:///{home / 'mailoauth.db'}",
-        key_file=home / "key",
-        base_url=base_url,
-    )
+    return sqlite_settings(home, base_url=base_url)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.mail import check, fetch, send
 from mailoauth.mail.connect import tls_context
 from mailoauth.mail.fetched import FetchedMessage
@@ -22,8 +21,9 @@ from mailoauth.models import Grant, IncomingSettings, Mailbox, OutgoingSettings,
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.providers import GrantType, ProviderKind
 from mailoauth.secret import Secret
-from mailoauth.store import SqlStore, open_store
+from mailoauth.store import SqlStore
 from tests.peers.mailapi import MailApi
+from tests.stores import open_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,7 @@ TOKEN = "eyJ0eXAi.graph-or-gmail-access-token.sig"
 @pytest.fixture
 def store(tmp_path: Path) -> SqlStore:
     home = tmp_path / "home"
-    store = open_store(
-        Settings(
-            data_dir=home,
-            database_url=f"sqlite:///{home / 'mailoauth.db'}",
-            key_file=home / "secret.key",
-        )
-    )
+    store = open_sqlite(home)
     yield store  # type: ignore[misc]
     store.close()
 

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailoauth.config import Settings
 from mailoauth.errors import (
     MailConnectionError,
     MessageTooLarge,
@@ -24,14 +23,14 @@ from mailoauth.errors import (
 from mailoauth.mail import send
 from mailoauth.mail.smtp import send_message
 from mailoauth.mail.smtp_batch import send_messages
-from mailoauth.models import Grant, GrantStatus, Mailbox, OutgoingSettings, Provider
+from mailoauth.models import Grant, GrantStatus, Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import TokenService
-from mailoauth.providers import GrantType, ProviderKind
+from mailoauth.providers import GrantType
 from mailoauth.secret import Secret
-from mailoauth.store import open_store
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
+from tests.stores import open_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -226,24 +225,9 @@ async def test_send_fills_the_headers_and_refreshes_a_refused_token_once(
     service refreshing it at the test authorization server, Dovecot taking the new one."""
     del token_for  # registers the client "app" and the users
     home = tmp_path / "home"
-    store = open_store(
-        Settings(
-            data_dir=home,
-            database_url=f"sqlite:///{home / 'mailoauth.db'}",
-            key_file=home / "secret.key",
-        )
-    )
+    store = open_sqlite(home)
     try:
-        store.put_provider(
-            Provider(
-                name="test",
-                kind=ProviderKind.GENERIC,
-                client_id="app",
-                client_secret=Secret("app-secret"),
-                token_url=auth_server.token_url,
-                scopes=("mail",),
-            )
-        )
+        store.put_provider(auth_server.mail_provider())
         store.put_mailbox(
             Mailbox(
                 name="alice",

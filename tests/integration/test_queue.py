@@ -34,28 +34,11 @@ from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
 from tests.peers.mailapi import MailApi
+from tests.stores import open_sqlite
 
 pytestmark = pytest.mark.integration
 
 LATER = timedelta(hours=2)  # past any first retry's wait
-
-
-def settings_for(home: Path) -> Settings:
-    return Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
-
-
-def provider(auth_server: AuthServer) -> Provider:
-    return Provider(
-        name="test",
-        kind=ProviderKind.GENERIC,
-        client_id="app",
-        client_secret=Secret("app-secret"),
-        token_url=auth_server.token_url,
-        authorization_url=auth_server.authorize_url,
-        scopes=("mail",),
-    )
 
 
 def alice(port: int) -> Mailbox:
@@ -72,10 +55,10 @@ def alice(port: int) -> Mailbox:
 
 @pytest.fixture
 def store(tmp_path: Path, auth_server: AuthServer, dovecot: Dovecot) -> SqlStore:
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
+    auth_server.add_mail_client()
     auth_server.add_user(ALICE, PASSWORD)
-    store = open_store(settings_for(tmp_path / "home"))
-    store.put_provider(provider(auth_server))
+    store = open_sqlite(tmp_path / "home")
+    store.put_provider(auth_server.mail_provider())
     store.put_mailbox(alice(dovecot.ports.submission))
     yield store  # type: ignore[misc]
     store.close()
@@ -224,7 +207,7 @@ async def test_a_mailbox_that_needs_authorization_waits_and_says_why(
 async def test_graph_batches_and_envelope_recipients_missing_from_the_headers(
     tmp_path: Path, mail_api: MailApi
 ):
-    store = open_store(settings_for(tmp_path / "graph"))
+    store = open_sqlite(tmp_path / "graph")
     user, token = "desk@contoso.com", "graph-access-token-for-the-queue"
     store.put_provider(
         Provider(name="m", kind=ProviderKind.MICROSOFT, client_id="id", tenant="contoso.com",

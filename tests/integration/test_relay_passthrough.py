@@ -25,19 +25,19 @@ from typing import Any
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.mail.connect import http_client
-from mailoauth.models import Grant, Mailbox, OutgoingSettings, Provider
+from mailoauth.models import Grant, Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import TokenService
-from mailoauth.providers import GrantType, ProviderKind
+from mailoauth.providers import GrantType
 from mailoauth.relay import RelayMode, SmtpRelay, add_user
 from mailoauth.secret import Secret
-from mailoauth.store import SqlStore, open_store
+from mailoauth.store import SqlStore
 from tests.cli import Cli
 from tests.mail_setup import apply_password_mailboxes
 from tests.net import free_port
 from tests.peers.authserver.fixture import AuthServer
 from tests.peers.dovecot import ALICE, BOB, PASSWORD, Dovecot
+from tests.stores import open_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -81,25 +81,12 @@ def submission(dovecot: Dovecot, port: int | None = None) -> OutgoingSettings:
 def open_test_store(
     tmp_path: Path, auth_server: AuthServer, outgoing: OutgoingSettings
 ) -> SqlStore:
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
+    auth_server.add_mail_client()
     for user in (ALICE, BOB):
         auth_server.add_user(user, PASSWORD)
     home = tmp_path / "home"
-    store = open_store(
-        Settings(
-            data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-        )
-    )
-    store.put_provider(
-        Provider(
-            name="test",
-            kind=ProviderKind.GENERIC,
-            client_id="app",
-            client_secret=Secret("app-secret"),
-            token_url=auth_server.token_url,
-            scopes=("mail",),
-        )
-    )
+    store = open_sqlite(home)
+    store.put_provider(auth_server.mail_provider())
     store.put_mailbox(
         Mailbox(
             name="alice",

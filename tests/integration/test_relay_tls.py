@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import trustme
 
-from mailoauth.config import RelayTls, Settings
+from mailoauth.config import RelayTls
 from mailoauth.errors import ConfigError
 from mailoauth.relay import SmtpRelay, add_user
 from mailoauth.store import SqlStore, open_store
 from tests import store_samples as s
 from tests.net import free_port
+from tests.stores import sqlite_settings
 from tests.unit.test_relay_smtp import SALES, note
 
 pytestmark = pytest.mark.integration
@@ -31,9 +32,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
     home = tmp_path / "home"
-    settings = Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    settings = sqlite_settings(home)
     store = open_store(settings)
     store.put_provider(s.microsoft())
     store.put_mailbox(s.smtp_imap())

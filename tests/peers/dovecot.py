@@ -412,7 +412,7 @@ PASSWORD = "correct horse battery staple"
 def token_for(auth_server: AuthServer) -> Iterator[Callable[[str], str]]:
     """A fresh access token of ALICE or BOB, which Dovecot accepts (password grant of a
     client ``app`` at the test authorization server)."""
-    auth_server.add_client("app", auth_method="client_secret_post", secret="app-secret")
+    auth_server.add_mail_client()
     for user in (ALICE, BOB):
         auth_server.add_user(user, PASSWORD)
     with httpx.Client(timeout=10.0) as http:

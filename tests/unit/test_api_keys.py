@@ -11,24 +11,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, NotFoundError
 from mailoauth.secret import Secret
-from mailoauth.store import SqlStore, open_store
+from mailoauth.store import SqlStore
 from mailoauth.store.verifiers import DUMMY_VERIFIER, check_verifier, make_verifier
 from mailoauth.web.api.keys import KEY_PATTERN, ApiScope, authenticate, create_key, granted
+from tests.stores import open_sqlite
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqlStore:
     home = tmp_path / "home"
-    store = open_store(
-        Settings(
-            data_dir=home,
-            database_url=f"sqlite:///{home / 'mailoauth.db'}",
-            key_file=home / "secret.key",
-        )
-    )
+    store = open_sqlite(home)
     yield store  # type: ignore[misc]
     store.close()
 

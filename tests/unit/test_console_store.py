@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, InUseError, NotFoundError
 from mailoauth.store import Admin, AuditEntry, NewMessage, QueueStatus, WebSession, open_store
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -17,9 +17,7 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def store(tmp_path):
     home = tmp_path / "home"
-    settings = Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    settings = sqlite_settings(home)
     store = open_store(settings)
     yield store
     store.close()

@@ -5,7 +5,6 @@ import threading
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.errors import SecretKeyError
 from mailoauth.secret import Secret
 from mailoauth.store.crypto import SecretKey
@@ -18,16 +17,12 @@ from mailoauth.store.keys import (
     resolve_key,
     write_pending_key,
 )
+from tests.stores import sqlite_settings
 
 
 def settings_in(tmp_path, secret_key=None):
     home = tmp_path / "home"
-    return Settings(
-        data_dir=home,
-        database_url=f"sqlite:///{home / 'mailoauth.db'}",
-        key_file=home / "secret.key",
-        secret_key=Secret(secret_key) if secret_key else None,
-    )
+    return sqlite_settings(home, secret_key=Secret(secret_key) if secret_key else None)
 
 
 def mode(path):

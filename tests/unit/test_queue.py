@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailoauth.config import Settings
 from mailoauth.errors import (
     AuthorizationNeeded,
     ConfigError,
@@ -34,6 +33,7 @@ from mailoauth.queue import QueuedMessage, QueueStatus, RetrySchedule, decide, e
 from mailoauth.queue.policy import is_temporary
 from mailoauth.store import open_store
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SCHEDULE = RetrySchedule(
@@ -159,9 +159,7 @@ def test_a_permanent_error_fails_even_past_the_max_age():
 @pytest.fixture
 def settings(tmp_path):
     home = tmp_path / "home"
-    return Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    return sqlite_settings(home)
 
 
 @pytest.fixture

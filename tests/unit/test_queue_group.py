@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.errors import NotFoundError
 from mailoauth.queue.group import GroupCommit
 from mailoauth.store import NewMessage, QueuedMessage, QueueStatus, SqlStore, open_store
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 
 class SlowStore(SqlStore):
@@ -35,9 +35,7 @@ class SlowStore(SqlStore):
 @pytest.fixture
 def store(tmp_path: Path):
     home = tmp_path / "home"
-    settings = Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    settings = sqlite_settings(home)
     opened = open_store(settings)
     opened.__class__ = SlowStore
     assert isinstance(opened, SlowStore)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.models import Mailbox
 from mailoauth.relay import add_user
 from mailoauth.relay.logins import Logins
 from mailoauth.relay.users import RelayProtocol, reset_password
 from mailoauth.secret import Secret
-from mailoauth.store import SqlStore, open_store
+from mailoauth.store import SqlStore
 from tests import store_samples as s
+from tests.stores import open_sqlite
 
 
 class Clock:
@@ -45,9 +45,7 @@ class CountingStore:
 @pytest.fixture
 def store(tmp_path: Path) -> SqlStore:
     home = tmp_path / "home"
-    store = open_store(
-        Settings(data_dir=home, database_url=f"sqlite:///{home / 'db'}", key_file=home / "key")
-    )
+    store = open_sqlite(home)
     store.put_provider(s.generic())
     store.put_mailbox(Mailbox(name="scans", provider="corp", login="scan@corp.example"))
     return store

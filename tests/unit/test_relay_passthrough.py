@@ -19,16 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.models import Grant, Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import TokenService
 from mailoauth.providers import GrantType
 from mailoauth.relay import RelayMode, SmtpRelay, add_user
 from mailoauth.relay.smtp_upstream import nodelay
 from mailoauth.secret import Secret
-from mailoauth.store import SqlStore, open_store
+from mailoauth.store import SqlStore
 from tests import store_samples as s
 from tests.net import free_port
+from tests.stores import open_sqlite
 
 SENDER = "scanner@corp.example"
 TOKEN = "toy-access-token"
@@ -134,9 +134,7 @@ async def toy() -> AsyncIterator[Toy]:
 @pytest.fixture
 def store(tmp_path: Any, toy: Toy) -> Any:
     home = tmp_path / "home"
-    store = open_store(
-        Settings(data_dir=home, database_url=f"sqlite:///{home / 'db'}", key_file=home / "key")
-    )
+    store = open_sqlite(home)
     store.put_provider(s.generic())  # "corp"; its token endpoint is never asked
     outgoing = OutgoingSettings(
         host="127.0.0.1", port=toy.port, security="none", allow_insecure=True

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.errors import StoreError
 from mailoauth.relay import FailureLimiter, SmtpRelay, add_user
 from mailoauth.store import SqlStore, open_store
 from tests import store_samples as s
 from tests.net import free_port
+from tests.stores import sqlite_settings
 
 SALES = "sales@contoso.com"
 
@@ -27,9 +27,7 @@ SALES = "sales@contoso.com"
 @pytest.fixture
 def store(tmp_path):
     home = tmp_path / "home"
-    settings = Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    settings = sqlite_settings(home)
     store = open_store(settings)
     store.put_provider(s.microsoft())
     store.put_mailbox(s.smtp_imap())

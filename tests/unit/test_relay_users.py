@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, NotFoundError
 from mailoauth.models import OutgoingSettings
 from mailoauth.providers import Transport
@@ -32,14 +31,13 @@ from mailoauth.secret import Secret
 from mailoauth.store import open_store
 from mailoauth.store.engine import alembic_config, write_transaction
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 
 @pytest.fixture
 def store(tmp_path):
     home = tmp_path / "home"
-    settings = Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    settings = sqlite_settings(home)
     store = open_store(settings)
     store.put_provider(s.microsoft())
     store.put_mailbox(s.smtp_imap())  # "sales", address sales@contoso.com

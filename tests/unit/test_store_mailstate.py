@@ -5,23 +5,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.errors import NotFoundError
 from mailoauth.models import TranscriptLine
-from mailoauth.store import open_store
 from tests import store_samples as s
+from tests.stores import open_sqlite
 
 
 @pytest.fixture
 def store(tmp_path):
     home = tmp_path / "home"
-    store = open_store(
-        Settings(
-            data_dir=home,
-            database_url=f"sqlite:///{home / 'mailoauth.db'}",
-            key_file=home / "secret.key",
-        )
-    )
+    store = open_sqlite(home)
     store.put_provider(s.microsoft())
     store.put_mailbox(s.smtp_imap())
     yield store

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, NotFoundError
 from mailoauth.store import NewMessage, QueueStatus, open_store
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -21,9 +21,7 @@ NAME = "sales"
 @pytest.fixture
 def settings(tmp_path):
     home = tmp_path / "home"
-    return Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    return sqlite_settings(home)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from mailoauth.config import Settings
 from mailoauth.secret import Secret
 from mailoauth.store import SqlStore, StoredPending, open_store, rotate_key
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -18,9 +19,7 @@ NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     home = tmp_path / "home"
-    return Settings(
-        data_dir=home, database_url=f"sqlite:///{home / 'mailoauth.db'}", key_file=home / "key"
-    )
+    return sqlite_settings(home)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from mailoauth.config import Settings
 from mailoauth.errors import ConfigError, InUseError, NotFoundError, SecretKeyError, StoreError
 from mailoauth.models import Grant, GrantStatus, Mailbox
 from mailoauth.providers import GrantType
@@ -23,16 +22,13 @@ from mailoauth.store.engine import alembic_config, write_transaction
 from mailoauth.store.keys import pending_key_path, read_key_file, write_pending_key
 from mailoauth.store.schema import metadata
 from tests import store_samples as s
+from tests.stores import sqlite_settings
 
 
 @pytest.fixture
 def settings(tmp_path):
     home = tmp_path / "home"
-    return Settings(
-        data_dir=home,
-        database_url=f"sqlite:///{home / 'mailoauth.db'}",
-        key_file=home / "secret.key",
-    )
+    return sqlite_settings(home)
 
 
 @pytest.fixture

@@ -24,10 +24,16 @@ from typing import Any
 import httpx
 import pytest
 
+from mailoauth.models import Provider
+from mailoauth.providers import ProviderKind
+from mailoauth.secret import Secret
 from tests.net import free_port as _free_port
 from tests.peers import process
 
 from .models import DEFAULT_SCOPES
+
+#: The confidential client the mail tests use (client_secret_post).
+MAIL_CLIENT, MAIL_CLIENT_SECRET = "app", "app-secret"
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -148,6 +154,22 @@ class AuthServer:
                 "scopes": list(scopes),
                 "grant_types": None if grant_types is None else list(grant_types),
             },
+        )
+
+    def add_mail_client(self) -> None:
+        """Register :data:`MAIL_CLIENT`, the client of :meth:`mail_provider`."""
+        self.add_client(MAIL_CLIENT, auth_method="client_secret_post", secret=MAIL_CLIENT_SECRET)
+
+    def mail_provider(self, name: str = "test") -> Provider:
+        """A generic provider at this server with :data:`MAIL_CLIENT` (scope ``mail``)."""
+        return Provider(
+            name=name,
+            kind=ProviderKind.GENERIC,
+            client_id=MAIL_CLIENT,
+            client_secret=Secret(MAIL_CLIENT_SECRET),
+            token_url=self.token_url,
+            authorization_url=self.authorize_url,
+            scopes=("mail",),
         )
 
     def add_user(self, username: str, password: str = "pw") -> None:  # noqa: S107
