@@ -16,6 +16,7 @@ import email
 import json
 import logging
 import smtplib
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mailoauth.config import RelayTls
 from mailoauth.mail.connect import http_client
 from mailoauth.models import Grant, Mailbox, OutgoingSettings
 from mailoauth.oauth.tokens import TokenService
@@ -331,3 +333,52 @@ def test_relay_user_modes_on_the_command_line(
     assert (user["name"], user["mode"]) == (APP, "queue")
     problem = cli.fails("relay-user", "set", APP, "--mode", "live")
     assert problem == "--mode: 'live' is not a mode; use queue or passthrough"
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit"])
+async def test_a_login_over_tls_is_handed_over_and_relayed_to_dovecot(
+    tmp_path: Path,
+    auth_server: AuthServer,
+    dovecot: Dovecot,
+    pem: tuple[Path, Path],
+    client_context: ssl.SSLContext,
+    implicit: bool,
+):
+    """After STARTTLS (RFC 3207) or on an implicit-TLS listener (RFC 8314), the encrypted
+    connection is handed over after the 235 like a plain one; the relay counts it closed
+    when the client leaves."""
+    store = open_test_store(tmp_path, auth_server, submission(dovecot))
+    tls = RelayTls(*pem, implicit=implicit)
+    try:
+        async for started in running(store, dovecot, tls=tls, loopback=False):
+
+            def send(
+                port: int = started.port, password: str = started.password
+            ) -> tuple[dict[str, Any], tuple[int, bytes], tuple[int, bytes]]:
+                if implicit:
+                    smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                        "127.0.0.1", port, context=client_context, timeout=30
+                    )
+                else:
+                    smtp = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                    smtp.starttls(context=client_context)
+                with smtp:
+                    smtp.login(APP, password)
+                    refused = smtp.sendmail(ALICE, [BOB], message("over-tls"))
+                    return refused, smtp.ehlo(), smtp.noop()  # the relay's own, after it
+
+            refused, again, noop = await asyncio.to_thread(send)
+            assert refused == {}
+            assert again[0] == 250
+            assert b"SIZE" in again[1]
+            assert noop == (250, b"OK")
+            [got] = delivered(dovecot, 1)
+            assert email.message_from_bytes(got)["Message-ID"] == "<over-tls@scanner.example>"
+            counters = started.relay.counters
+            assert counters.snapshot().messages == {("passthrough", "relayed"): 1}
+            deadline = time.monotonic() + 5
+            while counters.snapshot().connections.get("smtp", 0):
+                assert time.monotonic() < deadline, counters.snapshot()
+                await asyncio.sleep(0.02)
+    finally:
+        store.close()
