@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import email.policy
+import functools
 import logging
 import re
 from base64 import b64decode
@@ -79,6 +80,11 @@ class Login:
     @property
     def mode(self) -> str:
         return self.user.mode.value
+
+    @functools.cached_property
+    def allowed_lower(self) -> frozenset[str]:
+        """``allowed`` as compared (case-insensitively), built once per login."""
+        return frozenset(address.lower() for address in self.allowed)
 
 
 def logged_in(session: Session | None) -> Login | None:
@@ -290,9 +296,8 @@ class RelayHandler:
         return "250 2.1.0 OK"
 
     def _refuse_senders(self, login: Login, senders: list[str]) -> str | None:
-        own = {a.lower() for a in login.allowed}
         for sender in senders:
-            if sender.lower() not in own:
+            if sender.lower() not in login.allowed_lower:
                 return (
                     f"553 5.7.1 <{sender}> is not a sender {login.user.name} may use; "
                     f"allowed: {', '.join(login.allowed) or 'none'}"
