@@ -6,15 +6,15 @@ not change."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailoauth.protocols.imap_server import ImapPreAuth, post_login_capabilities
-from mailoauth.protocols.preauth import Login, NeedData, Send, StartTls
+from mailoauth.protocols.preauth import Login, NeedData
 from mailoauth.sasl import parse_plain
+from tests.preauth_run import Run, drive
 
 PASSWORD = "Rztk16REXUV1PZ8Z9kpTXXNmlPTW-smo"
 
@@ -25,39 +25,16 @@ def machine(*, starttls: bool = False, secure: bool = False, loopback: bool = Tr
     )
 
 
-@dataclass
-class Run:
-    """What came out of feeding a machine: the bytes written, the logins asked for, and
-    whether it closed or asked for TLS."""
-
-    out: bytes = b""
-    logins: list[Login] = field(default_factory=list)
-    closed: bool = False
-    tls: bool = False
-
-
 def feed(server: ImapPreAuth, *chunks: bytes, accept: bool = False) -> Run:
     """Feed ``chunks`` one by one, carrying out every action; each login is refused
     (or accepted with ``accept``)."""
-    run = Run()
-    for chunk in chunks:
-        server.receive_data(chunk)
-        while not isinstance(action := server.next_action(), NeedData):
-            if isinstance(action, Send):
-                run.out += action.data
-                run.closed = run.closed or action.close
-            elif isinstance(action, StartTls):
-                run.out += action.reply
-                run.tls = True
-                server.tls_started()
-            else:
-                run.logins.append(action)
-                run.out += (
-                    server.accepted(["IMAP4REV1", "IDLE", "AUTH=XOAUTH2"])
-                    if accept
-                    else server.refused("AUTHENTICATIONFAILED", "Authentication failed")
-                )
-    return run
+
+    def answer() -> bytes:
+        if accept:
+            return server.accepted(["IMAP4REV1", "IDLE", "AUTH=XOAUTH2"])
+        return server.refused("AUTHENTICATIONFAILED", "Authentication failed")
+
+    return drive(server, chunks, answer)
 
 
 def test_the_greeting_says_what_a_loopback_listener_offers():

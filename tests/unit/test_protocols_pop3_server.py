@@ -4,14 +4,13 @@ hypothesis cuts the client's bytes at every point and the answers must not chang
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mailoauth.protocols.pop3_server import Pop3PreAuth
-from mailoauth.protocols.preauth import Login, NeedData, Send, StartTls
 from mailoauth.sasl import parse_plain
+from tests.preauth_run import Run, drive
 
 PASSWORD = "Rztk16REXUV1PZ8Z9kpTXXNmlPTW-smo"
 
@@ -20,30 +19,10 @@ def machine(*, stls: bool = False, secure: bool = False, loopback: bool = True) 
     return Pop3PreAuth(parse_plain=parse_plain, stls=stls, secure=secure, clear_login=loopback)
 
 
-@dataclass
-class Run:
-    out: bytes = b""
-    logins: list[Login] = field(default_factory=list)
-    closed: bool = False
-    tls: bool = False
-
-
 def feed(server: Pop3PreAuth, *chunks: bytes, accept: bool = False) -> Run:
-    run = Run()
-    for chunk in chunks:
-        server.receive_data(chunk)
-        while not isinstance(action := server.next_action(), NeedData):
-            if isinstance(action, Send):
-                run.out += action.data
-                run.closed = run.closed or action.close
-            elif isinstance(action, StartTls):
-                run.out += action.reply
-                run.tls = True
-                server.tls_started()
-            else:
-                run.logins.append(action)
-                run.out += server.accepted() if accept else server.refused("AUTH", "Nope")
-    return run
+    return drive(
+        server, chunks, lambda: server.accepted() if accept else server.refused("AUTH", "Nope")
+    )
 
 
 def test_capa_on_a_loopback_listener():
